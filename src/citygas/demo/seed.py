@@ -1,0 +1,134 @@
+"""`citygas demo seed`: a realistic demo operator with two CGDs. Idempotent with `--if-empty`."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from citygas.customers.service import do_register_customer
+from citygas.identity.rules import ROLE_LABELS, Role
+from citygas.identity.service import do_create_staff_user
+from citygas.platform.context import Actor
+from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
+from citygas.platform.uow import Database
+
+SEED_ACTOR = Actor(kind="system", id=None, label="demo seed")
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    tenant: str
+    role: str
+    username: str
+    password: str
+    home: str
+
+
+@dataclass(frozen=True)
+class DemoCgd:
+    slug: str
+    code: str
+    name: str
+    state: str
+    helpline: str
+    areas: dict[tuple[str, str, str], list[tuple[str, str, str]]]  # (GA code, name, state) → charge areas
+
+
+CGDS = [
+    DemoCgd("demogas", "DGN", "Demo Gas Nagar Ltd", "Maharashtra", "1800-200-1906", {
+        ("PUN", "Pune GA", "Maharashtra"): [("PUN-KTH", "Kothrud", "411038"), ("PUN-HDP", "Hadapsar", "411028")],
+        ("STR", "Satara GA", "Maharashtra"): [("STR-CTY", "Satara city", "415001")],
+    }),
+    DemoCgd("sahyadri", "SCG", "Sahyadri City Gas Pvt Ltd", "Karnataka", "1800-425-1906", {
+        ("BGM", "Belagavi GA", "Karnataka"): [("BGM-TLK", "Tilakwadi", "590006"), ("BGM-SHP", "Shahapur", "590003")],
+    }),
+]
+
+FIRST = ["Aarti", "Rohan", "Sunita", "Imran", "Meera", "Vikram", "Lakshmi", "Arjun", "Fatima", "Suresh",
+         "Kavita", "Deepak", "Anjali", "Ravi", "Pooja", "Mahesh"]
+LAST = ["Kulkarni", "Patil", "Deshpande", "Shaikh", "Joshi", "Naik", "Kamat", "Gowda", "Pawar", "Iyer",
+        "Jadhav", "More", "Hegde", "Kadam"]
+STREETS = ["Paud Road", "Karve Nagar", "Magarpatta", "Sadashiv Peth", "Congress Road", "Khade Bazar"]
+
+HOMES = {Role.OPERATOR_ADMIN: "/ops/admin/tenants", Role.CGD_MANAGER: "/cgd/", Role.CGD_VIEWER: "/cgd/",
+         Role.BACK_OFFICE: "/ops/", Role.STORE_KEEPER: "/ops/", Role.FIELD_SUPERVISOR: "/ops/",
+         Role.TECHNICIAN: "/field/", Role.METER_READER: "/field/", Role.CARE_AGENT: "/ops/",
+         Role.CSC_AGENT: "/agent/"}
+
+CUSTOMERS_PER_CGD = 24
+
+
+def demo_password(role: Role) -> str:
+    return f"{role.value.replace('_', '-')}-demo"
+
+
+def is_seeded(db: Database) -> bool:
+    with db.system(read_only=True) as uow:
+        return bool(uow.session.execute(select(func.count()).select_from(Tenant)).scalar_one())
+
+
+def seed(db: Database) -> list[DemoLogin]:
+    rng = random.Random(1906)  # noqa: S311 - deterministic demo data, not security
+    logins: list[DemoLogin] = []
+    operator = _tenant(db, "operator", "OPS", "citygas Operations (service provider)", "", "", kind="operator")
+    logins.append(_user(db, operator, "admin", "Operator Admin", Role.OPERATOR_ADMIN, "Operator"))
+    for cgd in CGDS:
+        tenant = _tenant(db, cgd.slug, cgd.code, cgd.name, cgd.state, cgd.helpline)
+        _areas(db, tenant, cgd)
+        for role in Role:
+            if role is Role.OPERATOR_ADMIN:
+                continue
+            username = f"{cgd.code.lower()}.{role.value}"
+            logins.append(_user(db, tenant, username, f"{ROLE_LABELS[role]} ({cgd.code})", role, cgd.name))
+        _customers(db, tenant, cgd, rng)
+    return logins
+
+
+def _tenant(db: Database, slug: str, code: str, name: str, state: str, helpline: str, *, kind: str = "cgd") -> Tenant:
+    with db.unit_of_work(tenant="system", actor=SEED_ACTOR) as uow:
+        tenant = Tenant(slug=slug, code=code, name=name, kind=kind, state=state, helpline=helpline)
+        uow.session.add(tenant)
+        uow.because("demo seed").commit()
+        return tenant
+
+
+def _areas(db: Database, tenant: Tenant, cgd: DemoCgd) -> None:
+    with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
+        for (code, name, state), charge_areas in cgd.areas.items():
+            ga = GeographicalArea(code=code, name=name, state=state, authorised_round="9")
+            uow.session.add(ga)
+            uow.session.flush()
+            for ca_code, ca_name, pin in charge_areas:
+                uow.session.add(ChargeArea(ga_id=ga.id, code=ca_code, name=ca_name, pincode=pin))
+        uow.because("demo seed").commit()
+
+
+def _user(db: Database, tenant: Tenant, username: str, full_name: str, role: Role, tenant_label: str) -> DemoLogin:
+    password = demo_password(role)
+    with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
+        do_create_staff_user(uow.session, username=username, full_name=full_name, password=password, roles=[role.value])
+        uow.because("demo seed").commit()
+    return DemoLogin(tenant_label, ROLE_LABELS[role], username, password, HOMES[role])
+
+
+def demo_phone(cgd_index: int, n: int) -> str:
+    return f"9{cgd_index}{n:08d}"[:10]
+
+
+def _customers(db: Database, tenant: Tenant, cgd: DemoCgd, rng: random.Random) -> None:
+    charge_areas = [ca for cas in cgd.areas.values() for ca in cas]
+    cgd_index = CGDS.index(cgd) + 8
+    with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
+        for n in range(1, CUSTOMERS_PER_CGD + 1):
+            ca_code, ca_name, _pin = charge_areas[n % len(charge_areas)]
+            name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+            address = f"Flat {rng.randint(1, 20)}{rng.choice('ABCD')}-{rng.randint(101, 904)}, {rng.choice(STREETS)}, {ca_name}"
+            do_register_customer(uow.session, name=name, phone=demo_phone(cgd_index, n), charge_area_code=ca_code,
+                                 address=address)
+        uow.because("demo seed").commit()
+
+
+def customer_logins() -> list[tuple[str, str]]:
+    return [(cgd.name, demo_phone(CGDS.index(cgd) + 8, 1)) for cgd in CGDS]

@@ -1,0 +1,1 @@
+"""Identity: staff users and roles, the permission matrix, logins (password + TOTP, phone OTP), API keys."""

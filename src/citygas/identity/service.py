@@ -1,0 +1,303 @@
+"""Identity use cases: staff login with lock-out, customer phone OTP, web sessions, API keys, users."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from citygas.customers.models import Customer
+from citygas.identity.models import ApiKey, OtpChallenge, StaffRole, StaffUser, WebSession
+from citygas.identity.principal import Principal
+from citygas.identity.rules import (
+    API_KEY_SCOPES,
+    CUSTOMER_PERMISSIONS,
+    Role,
+    lockout_for,
+    normalise_phone,
+    permissions_for,
+    permissions_for_scopes,
+)
+from citygas.notifications import ports as notifications
+from citygas.platform import audit
+from citygas.platform.errors import NotAuthenticated, NotFound, TooManyRequests, ValidationFailed
+from citygas.platform.settings import get_settings
+from citygas.platform.tenancy import Tenant, is_system
+from citygas.platform.time import utcnow
+
+_hasher = PasswordHasher()
+# Verifying against this when the username is unknown keeps the response time the same, so timing
+# does not tell an attacker which usernames exist.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(f"A password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return _hasher.hash(password)
+
+
+def _password_ok(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    user: StaffUser | None
+    error: str | None
+
+
+def _require_system(session: Session) -> None:
+    if not is_system(session):
+        raise RuntimeError("log-in look-ups run in the platform scope")
+
+
+def do_staff_login(session: Session, *, username: str, password: str, totp_code: str) -> LoginOutcome:
+    """Check a staff login. Failures are recorded (and lock the account with back-off) and returned,
+    not raised, so the caller commits the failure count too."""
+    _require_system(session)
+    settings = get_settings()
+    now = utcnow()
+    user = session.execute(select(StaffUser).where(StaffUser.username == username.strip().lower())).scalar_one_or_none()
+    generic = "Wrong username or password"
+    if user is None:
+        _password_ok(_DUMMY_HASH, password)
+        return LoginOutcome(None, generic)
+    if user.locked_until is not None and user.locked_until > now:
+        wait = int((user.locked_until - now).total_seconds()) + 1
+        return LoginOutcome(None, f"Too many failed attempts. Try again in {wait} seconds.")
+    password_ok = _password_ok(user.password_hash, password)
+    totp_ok = user.totp_secret is None or pyotp.TOTP(user.totp_secret).verify(totp_code.strip(), valid_window=1)
+    if not (password_ok and totp_ok and user.active):
+        user.failed_logins += 1
+        lock = lockout_for(user.failed_logins, threshold=settings.login_lockout_threshold)
+        user.locked_until = now + lock if lock else None
+        audit.record(session, action="auth.login_failed", entity_type="staff_user", entity_id=str(user.id),
+                     tenant_id=user.tenant_id)
+        if not user.active:
+            return LoginOutcome(None, "This account is disabled. Ask your administrator.")
+        if password_ok and not totp_ok:
+            return LoginOutcome(None, "The authenticator code is wrong or has expired")
+        return LoginOutcome(None, generic)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    audit.record(session, action="auth.login", entity_type="staff_user", entity_id=str(user.id),
+                 tenant_id=user.tenant_id)
+    return LoginOutcome(user, None)
+
+
+def open_web_session(
+    session: Session, *, kind: str, tenant_id: uuid.UUID, staff_user_id: uuid.UUID | None = None,
+    customer_id: uuid.UUID | None = None,
+) -> str:
+    """Create a session row and return the cookie value; only its hash is stored."""
+    settings = get_settings()
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    lifetime = timedelta(hours=settings.session_hours) if kind == "staff" else timedelta(
+        days=settings.customer_session_days)
+    session.add(WebSession(
+        token_hash=sha256_hex(token), kind=kind, tenant_id=tenant_id, staff_user_id=staff_user_id,
+        customer_id=customer_id, csrf_token=secrets.token_urlsafe(24), created_at=now, expires_at=now + lifetime,
+    ))
+    return token
+
+
+def resolve_web_session(session: Session, token: str) -> Principal | None:
+    _require_system(session)
+    row = session.execute(select(WebSession).where(WebSession.token_hash == sha256_hex(token))).scalar_one_or_none()
+    now = utcnow()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    if row.kind == "staff" and row.staff_user_id is not None:
+        user = session.get(StaffUser, row.staff_user_id)
+        if user is None or not user.active:
+            return None
+        roles = user.role_names
+        return Principal("staff", user.id, user.tenant_id, f"{user.full_name} ({user.username})", roles,
+                         permissions_for(roles), row.id, row.csrf_token)
+    if row.kind == "customer" and row.customer_id is not None:
+        customer = session.get(Customer, row.customer_id)
+        if customer is None:
+            return None
+        return Principal("customer", customer.id, customer.tenant_id, f"{customer.name} ({customer.consumer_number})",
+                         frozenset(), frozenset(CUSTOMER_PERMISSIONS), row.id, row.csrf_token)
+    return None
+
+
+def close_web_session(session: Session, session_id: uuid.UUID) -> None:
+    row = session.get(WebSession, session_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+
+
+# --- customers: phone OTP -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OtpIssued:
+    phone: str
+    dev_code: str | None  # shown on the page in development only; None where no code was sent
+
+
+def do_request_otp(session: Session, *, phone_text: str) -> OtpIssued:
+    """Send a 6-digit code to a registered phone. The answer is the same whether or not the phone is
+    registered, so the form cannot be used to find out who is a customer."""
+    _require_system(session)
+    settings = get_settings()
+    try:
+        phone = normalise_phone(phone_text)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    now = utcnow()
+    recent = session.execute(
+        select(func.count()).select_from(OtpChallenge).where(
+            OtpChallenge.phone == phone, OtpChallenge.created_at > now - timedelta(hours=1))
+    ).scalar_one()
+    if recent >= settings.otp_max_per_hour:
+        raise TooManyRequests("Too many codes requested for this number. Try again in an hour.")
+    customer = session.execute(
+        select(Customer).where(Customer.phone == phone).order_by(Customer.created_at).limit(1)
+    ).scalar_one_or_none()
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    session.add(OtpChallenge(phone=phone, code_hash=sha256_hex(f"{phone}:{code}"), created_at=now,
+                             expires_at=now + timedelta(seconds=settings.otp_ttl_seconds)))
+    if customer is None:
+        return OtpIssued(phone, None)
+    tenant = session.get(Tenant, customer.tenant_id)
+    brand = tenant.name if tenant else "citygas"
+    notifications.request(session, channel="sms", to=phone,
+                          text=f"{code} is your {brand} login code. It expires in 5 minutes. Never share it.")
+    # The event must run inside the customer's tenant wall.
+    return OtpIssued(phone, code if settings.is_development else None)
+
+
+MAX_OTP_ATTEMPTS = 5
+
+
+def do_verify_otp(session: Session, *, phone_text: str, code: str) -> Customer | None:
+    """The customer the code logs in, or None for a wrong code. A wrong code is returned rather than
+    raised so that the caller commits the attempt count (five wrong codes spend the challenge)."""
+    _require_system(session)
+    try:
+        phone = normalise_phone(phone_text)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    now = utcnow()
+    challenge = session.execute(
+        select(OtpChallenge).where(OtpChallenge.phone == phone, OtpChallenge.consumed_at.is_(None))
+        .order_by(OtpChallenge.created_at.desc()).limit(1)
+    ).scalar_one_or_none()
+    if challenge is None or challenge.expires_at <= now or challenge.attempts >= MAX_OTP_ATTEMPTS:
+        return None
+    challenge.attempts += 1
+    if not hmac.compare_digest(challenge.code_hash, sha256_hex(f"{phone}:{code.strip()}")):
+        return None
+    challenge.consumed_at = now
+    customer = session.execute(
+        select(Customer).where(Customer.phone == phone).order_by(Customer.created_at).limit(1)
+    ).scalar_one_or_none()
+    if customer is None:
+        return None
+    audit.record(session, action="auth.customer_login", entity_type="customer", entity_id=str(customer.id),
+                 tenant_id=customer.tenant_id)
+    return customer
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+API_KEY_PREFIX = "cg_"
+
+
+def do_create_api_key(session: Session, *, name: str, scopes: list[str], created_by: str) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is shown once and never stored."""
+    if not name.strip():
+        raise ValidationFailed("Give the key a name that says who uses it")
+    unknown = sorted(set(scopes) - set(API_KEY_SCOPES))
+    if unknown or not scopes:
+        raise ValidationFailed(f"Choose scopes from {', '.join(sorted(API_KEY_SCOPES))}" +
+                               (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(name=name.strip(), prefix=prefix, secret_hash=sha256_hex(secret), scopes=sorted(set(scopes)),
+                 created_at=utcnow(), created_by=created_by)
+    session.add(key)
+    session.flush()
+    return key, f"{API_KEY_PREFIX}{prefix}_{secret}"
+
+
+def resolve_api_key(session: Session, raw: str) -> Principal | None:
+    _require_system(session)
+    if not raw.startswith(API_KEY_PREFIX) or raw.count("_") < 2:
+        return None
+    prefix, _, secret = raw[len(API_KEY_PREFIX):].partition("_")
+    key = session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
+    if key is None or key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(key.secret_hash, sha256_hex(secret)):
+        return None
+    return Principal("api_key", key.id, key.tenant_id, f"API key {key.name}", frozenset(),
+                     permissions_for_scopes(key.scopes))
+
+
+def do_revoke_api_key(session: Session, key_id: uuid.UUID) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("no such API key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key
+
+
+# --- staff users ----------------------------------------------------------------------------------
+
+def do_create_staff_user(
+    session: Session, *, username: str, full_name: str, password: str, roles: list[str],
+    email: str = "", phone: str = "",
+) -> StaffUser:
+    username = username.strip().lower()
+    if not username or not all(ch.isalnum() or ch in "._-" for ch in username):
+        raise ValidationFailed("A username uses letters, digits, dot, dash and underscore only")
+    if not full_name.strip():
+        raise ValidationFailed("Enter the person's full name")
+    bad = sorted(set(roles) - {r.value for r in Role})
+    if bad or not roles:
+        raise ValidationFailed("Choose at least one role" if not roles else f"Unknown roles: {', '.join(bad)}")
+    user = StaffUser(username=username, full_name=full_name.strip(), email=email.strip(), phone=phone.strip(),
+                     password_hash=hash_password(password), created_at=utcnow())
+    user.roles = [StaffRole(role=r) for r in sorted(set(roles))]
+    try:
+        # Usernames are unique across tenants (one login page), so the database decides, not a
+        # tenant-scoped look-up that cannot see the other tenants' users.
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError as exc:
+        raise ValidationFailed(f"The username {username} is taken") from exc
+    return user
+
+
+def enable_totp(session: Session, user: StaffUser, *, secret: str, code: str) -> None:
+    if not pyotp.TOTP(secret).verify(code.strip(), valid_window=1):
+        raise ValidationFailed("That code does not match. Check the time on your phone and try again.")
+    user.totp_secret = secret
+    session.flush()

@@ -1,0 +1,11 @@
+"""Every table of citygas, imported in one place for Alembic and the schema tests."""
+
+from citygas.customers import models as customers_models
+from citygas.identity import models as identity_models
+from citygas.platform import audit, jobs, numbers, outbox, tenancy, workflow
+from citygas.platform.db import Base
+
+__all__ = ["Base", "audit", "customers_models", "identity_models", "jobs", "numbers", "outbox", "tenancy",
+           "workflow"]
+
+metadata = Base.metadata

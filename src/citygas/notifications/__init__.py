@@ -1,0 +1,1 @@
+"""Notifications: SMS, email, push and WhatsApp through adapters behind one port."""

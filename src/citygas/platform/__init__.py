@@ -1,0 +1,1 @@
+"""Shared kernel: settings, database, unit of work, ids, time, money, outbox, jobs, audit, tenancy, workflows."""

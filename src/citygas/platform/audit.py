@@ -1,0 +1,276 @@
+"""The audit log: every mutation writes a row (actor, tenant, action, entity, before/after, request id,
+time, reason), hash-chained per tenant so that a row changed or removed behind the application's back
+shows up in `citygas audit verify`.
+
+Rows are written centrally at flush for every `Audited` model, so no use case can forget them. The
+chain head of a tenant is locked for the rest of the transaction (row lock on PostgreSQL; SQLite
+already holds its write lock), which orders the chain exactly as transactions commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from citygas.platform.auditable import Audited
+from citygas.platform.context import actor_of, reason_of, request_id_of
+from citygas.platform.db import Base, IdMixin
+from citygas.platform.ids import uuid7
+from citygas.platform.tenancy import SYSTEM, TENANT_KEY, TenantScoped
+from citygas.platform.time import utcnow
+
+GENESIS = "0" * 64
+REDACTED = "[redacted]"
+
+
+class AuditEntry(IdMixin, TenantScoped, Base):
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("uq_audit_tenant_seq", "tenant_id", "seq", unique=True),)
+
+    seq: Mapped[int]
+    at: Mapped[datetime]
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[uuid.UUID | None]
+    actor_label: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(80), index=True)
+    entity_type: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The last link of each tenant's chain; platform-internal, read and written only here."""
+
+    __tablename__ = "audit_chain_head"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def entry_digest(entry: AuditEntry) -> str:
+    body = {
+        "tenant_id": str(entry.tenant_id),
+        "seq": entry.seq,
+        "at": entry.at.isoformat(),
+        "actor": [entry.actor_kind, str(entry.actor_id) if entry.actor_id else None, entry.actor_label],
+        "action": entry.action,
+        "entity": [entry.entity_type, entry.entity_id],
+        "before": entry.before,
+        "after": entry.after,
+        "request_id": entry.request_id,
+        "reason": entry.reason,
+        "prev": entry.prev_hash,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _entity_name(obj: object) -> str:
+    name = getattr(obj, "__audit_entity__", None)
+    return name if isinstance(name, str) else str(getattr(obj, "__tablename__", type(obj).__name__))
+
+
+def _row_changes(obj: object, *, only_changed: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    state = inspect(obj)
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for attr in state.mapper.column_attrs:
+        key = attr.key
+        redact = any(col.info.get("redact") for col in attr.columns)
+        hist = state.attrs[key].history
+        if only_changed and not hist.has_changes():
+            continue
+        old = hist.deleted[0] if hist.deleted else (hist.unchanged[0] if hist.unchanged else None)
+        new = hist.added[0] if hist.added else (hist.unchanged[0] if hist.unchanged else None)
+        before[key] = REDACTED if redact and old is not None else _jsonable(old)
+        after[key] = REDACTED if redact and new is not None else _jsonable(new)
+    return before, after
+
+
+@dataclass
+class _PendingEntry:
+    tenant_id: uuid.UUID
+    action: str
+    entity_type: str
+    entity_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def record(
+    session: Session,
+    *,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    tenant_id: uuid.UUID | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Write an explicit audit row for an action that is not a row change (a login, an export)."""
+    tenant = tenant_id or session.info.get(TENANT_KEY)
+    if not isinstance(tenant, uuid.UUID):
+        raise ValueError("an audit row needs a tenant")
+    return _append(session, [_PendingEntry(tenant, action, entity_type, entity_id, before, after)])[0]
+
+
+def _append(session: Session, pending: list[_PendingEntry]) -> list[AuditEntry]:
+    actor = actor_of(session)
+    at = utcnow()
+    written: list[AuditEntry] = []
+    for tenant_id in sorted({p.tenant_id for p in pending}):  # fixed lock order avoids deadlocks
+        with session.no_autoflush:
+            head = session.execute(
+                select(AuditChainHead).where(AuditChainHead.tenant_id == tenant_id).with_for_update()
+            ).scalar_one_or_none()
+        if head is None:
+            head = AuditChainHead(tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
+            session.add(head)
+        for p in (p for p in pending if p.tenant_id == tenant_id):
+            entry = AuditEntry(
+                id=uuid7(),
+                tenant_id=tenant_id,
+                seq=head.last_seq + 1,
+                at=at,
+                actor_kind=actor.kind,
+                actor_id=actor.id,
+                actor_label=actor.label,
+                action=p.action,
+                entity_type=p.entity_type,
+                entity_id=p.entity_id,
+                before=p.before,
+                after=p.after,
+                request_id=request_id_of(session),
+                reason=reason_of(session),
+                prev_hash=head.last_hash,
+            )
+            entry.hash = entry_digest(entry)
+            head.last_seq = entry.seq
+            head.last_hash = entry.hash
+            session.add(entry)
+            written.append(entry)
+    return written
+
+
+_PENDING_KEY = "citygas_audit_pending"
+
+
+def collect_row_changes(session: Session) -> None:
+    """before_flush: turn this flush's inserts, updates and deletes of audited rows into entries."""
+    pending: list[_PendingEntry] = []
+    for obj in session.new:
+        if isinstance(obj, Audited):
+            if getattr(obj, "id", None) is None and hasattr(obj, "id"):
+                obj.id = uuid7()  # type: ignore[attr-defined] - the entity id must be known now
+            _, after = _row_changes(obj, only_changed=False)
+            pending.append(_pending_for(session, obj, "create", None, after))
+    for obj in session.dirty:
+        if isinstance(obj, Audited) and session.is_modified(obj, include_collections=False):
+            before, after = _row_changes(obj, only_changed=True)
+            if before != after:
+                pending.append(_pending_for(session, obj, "update", before, after))
+    for obj in session.deleted:
+        if isinstance(obj, Audited):
+            before, _ = _row_changes(obj, only_changed=False)
+            pending.append(_pending_for(session, obj, "delete", before, None))
+    if pending:
+        # Written after the flush, so that rows they reference (a new tenant) exist; commit flushes
+        # again until the session is clean, which inserts these entries in the same transaction.
+        session.info.setdefault(_PENDING_KEY, []).extend(pending)
+
+
+def _pending_for(
+    session: Session, obj: object, verb: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> _PendingEntry:
+    tenant = getattr(obj, "tenant_id", None)
+    if tenant is None:
+        tenant = session.info.get(TENANT_KEY)
+    if not isinstance(tenant, uuid.UUID):
+        # A tenant row itself: its audit trail lives in its own chain.
+        tenant = getattr(obj, "id", None)
+    if not isinstance(tenant, uuid.UUID):
+        raise ValueError(f"cannot place the audit row of {type(obj).__name__} in a tenant")
+    entity = _entity_name(obj)
+    return _PendingEntry(tenant, f"{entity}.{verb}", entity, str(getattr(obj, "id", "")), before, after)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    tenant_id: uuid.UUID
+    seq: int
+    entry_id: uuid.UUID | None
+    problem: str
+
+
+def verify_chain(session: Session) -> Iterator[ChainBreak]:
+    """Walk every tenant's chain and yield the first break of each (recomputed hash, link, gap)."""
+    if session.info.get(TENANT_KEY) != SYSTEM:
+        raise PermissionError("verifying the audit chain needs the platform scope")
+    heads = session.execute(select(AuditChainHead)).scalars().all()
+    for head in heads:
+        expected_prev, expected_seq = GENESIS, 1
+        rows = session.execute(
+            select(AuditEntry)
+            .where(AuditEntry.tenant_id == head.tenant_id)
+            .order_by(AuditEntry.seq)
+            .execution_options(yield_per=1000)
+        ).scalars()
+        broken: ChainBreak | None = None
+        for entry in rows:
+            if entry.seq != expected_seq:
+                broken = ChainBreak(head.tenant_id, expected_seq, None, f"row {expected_seq} is missing")
+            elif entry.prev_hash != expected_prev:
+                broken = ChainBreak(head.tenant_id, entry.seq, entry.id, "link to the previous row broken")
+            elif entry_digest(entry) != entry.hash:
+                broken = ChainBreak(head.tenant_id, entry.seq, entry.id, "row content changed")
+            if broken:
+                break
+            expected_prev, expected_seq = entry.hash, entry.seq + 1
+        if broken is None and (head.last_seq != expected_seq - 1 or head.last_hash != expected_prev):
+            broken = ChainBreak(head.tenant_id, expected_seq, None, "rows after the last one were removed")
+        if broken:
+            yield broken
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+    collect_row_changes(session)
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _audit_after_flush(session: Session, _ctx: Any) -> None:
+    pending = session.info.pop(_PENDING_KEY, None)
+    if pending:
+        _append(session, pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _audit_forget(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)

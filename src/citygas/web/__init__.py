@@ -1,0 +1,1 @@
+"""The web process: app factory, shared layout, portals, health and metrics."""

@@ -1,0 +1,66 @@
+"""The app factory: one FastAPI app serving the API, the portals, the customer app and health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from citygas import __version__
+from citygas.customers import api as customers_api
+from citygas.identity import pages as identity_pages
+from citygas.platform.db import make_engine
+from citygas.platform.plugins import load_plugins
+from citygas.platform.settings import Settings, get_settings
+from citygas.platform.uow import Database
+from citygas.platform.worker import Worker
+from citygas.web import admin, api, health, portals
+from citygas.web.errors import install_error_handlers
+from citygas.web.observability import configure_logging, request_context
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None, run_worker: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    database = db or Database(make_engine(settings.database_url))
+    load_plugins(settings.plugin_modules)
+    start_worker = settings.run_worker_in_process if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if start_worker:
+            worker = Worker(database, poll_seconds=settings.worker_poll_seconds,
+                            max_attempts=settings.outbox_max_attempts)
+            worker.start_in_thread()
+        yield
+        if worker is not None:
+            worker.stopping.set()
+
+    app = FastAPI(
+        title="citygas API",
+        version=__version__,
+        description="Prepaid piped natural gas: customers, meters, vending, payments. Authenticate with "
+        "`Authorization: Bearer <API key>`; errors are `application/problem+json` with a stable `code`.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.db = database
+    app.state.settings = settings
+    app.middleware("http")(request_context)
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for router in (health.router, api.router, customers_api.router, identity_pages.router, portals.router,
+                   admin.router):
+        app.include_router(router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,125 @@
+"""Request dependencies: the caller (`Principal`), the permission a route needs (`Requires`), the
+request's unit of work bound to the caller's tenant, and CSRF protection for form posts."""
+
+
+import hmac
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from citygas.identity import service as identity
+from citygas.identity.principal import Principal
+from citygas.platform.errors import NotAuthenticated, PermissionDenied
+from citygas.platform.uow import Database, UnitOfWork
+
+SESSION_COOKIE = "cg_session"
+CSRF_COOKIE = "cg_csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoginRequired(Exception):
+    """A page needs a logged-in user: answered with a redirect to the right login page."""
+
+    def __init__(self, login_path: str) -> None:
+        super().__init__(login_path)
+        self.login_path = login_path
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def current_principal(request: Request) -> Principal | None:
+    """Resolve the caller once per request, from a Bearer API key or the session cookie."""
+    if hasattr(request.state, "principal"):
+        cached: Principal | None = request.state.principal
+        return cached
+    db = get_db(request)
+    principal: Principal | None = None
+    auth = request.headers.get("authorization", "")
+    with db.system() as uow:
+        if auth.lower().startswith("bearer "):
+            principal = identity.resolve_api_key(uow.session, auth[7:].strip())
+        elif token := request.cookies.get(SESSION_COOKIE):
+            principal = identity.resolve_web_session(uow.session, token)
+    request.state.principal = principal
+    return principal
+
+
+class Requires:
+    """`Depends(Requires(Permission.X))`: the caller must be logged in and hold X. The route walk in the
+    tests reads `.permission` off every route, so a route without one is noticed."""
+
+    def __init__(self, permission: str | None) -> None:
+        self.permission = permission  # None: any logged-in caller
+
+    def __call__(self, request: Request) -> Principal:
+        principal = current_principal(request)
+        if principal is None:
+            if is_api(request):
+                raise NotAuthenticated("Send an API key as `Authorization: Bearer <key>`")
+            raise LoginRequired("/app/login" if request.url.path.startswith("/app") else "/login")
+        if self.permission is not None and not principal.can(self.permission):
+            raise PermissionDenied(f"Your role does not allow this ({self.permission})")
+        return principal
+
+
+def optional_principal(request: Request) -> Principal | None:
+    return current_principal(request)
+
+
+def request_uow(request: Request, principal: Principal) -> Iterator[UnitOfWork]:
+    db = get_db(request)
+    uow = db.unit_of_work(
+        tenant=principal.tenant_id,
+        actor=principal.actor,
+        request_id=getattr(request.state, "request_id", None),
+        read_only=request.method in SAFE_METHODS,
+    )
+    try:
+        yield uow
+    finally:
+        uow.close()
+
+
+def csrf_token_for(request: Request) -> str:
+    principal = current_principal(request)
+    if principal is not None and principal.csrf_token:
+        return principal.csrf_token
+    token: str = getattr(request.state, "anonymous_csrf", "") or request.cookies.get(CSRF_COOKIE, "")
+    return token
+
+
+async def verify_csrf(request: Request) -> None:
+    """Router-wide on every portal router: a form post must carry the token of its session (or, before
+    login, the double-submit cookie). API calls with a Bearer key are not cookie-authenticated and
+    need none."""
+    if request.method in SAFE_METHODS:
+        return
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return
+    form = await request.form()
+    sent = str(form.get("csrf_token", "")) or request.headers.get("x-csrf-token", "")
+    expected = csrf_token_for(request)
+    if not expected or not hmac.compare_digest(sent, expected):
+        raise PermissionDenied("The form has expired. Reload the page and try again.", csrf=True)
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def uow_with(permission: str | None) -> Callable[..., Iterator[UnitOfWork]]:
+    """A dependency giving the route a unit of work in the caller's tenant, after checking `permission`."""
+    requires = Requires(permission)
+
+    def dependency(request: Request, principal: Annotated[Principal, Depends(requires)]) -> Iterator[UnitOfWork]:
+        yield from request_uow(request, principal)
+
+    return dependency
