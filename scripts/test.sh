@@ -47,6 +47,17 @@ run() {  # run NAME PYTEST-ARGS...
   fi
 }
 
+if [ "$which_runs" = all ]; then
+  # The STS engine against the published vectors: the copy in the repository, and the shared set
+  # beside the checkout when there is one (it may grow with further vectors from the same suite).
+  for vectors in tests/sts/vectors/vectors-dev.jsonl ../shared/sts/vectors-dev.jsonl; do
+    if [ -f "$vectors" ]; then
+      echo "== STS conformance: $vectors"
+      "$BIN/citygas" sts conformance "$vectors" > /tmp/citygas-conformance.log || { cat /tmp/citygas-conformance.log; status=1; }
+      tail -n 1 /tmp/citygas-conformance.log | sed 's/^/   /'
+    fi
+  done
+fi
 if [ "$which_runs" = all ] || [ "$which_runs" = sqlite ]; then
   run sqlite env CITYGAS_TEST_DB=sqlite "$BIN/pytest" -q -m "not browser" -p no:cacheprovider
 fi

@@ -113,15 +113,22 @@ def make_tenant(db: Database, slug: str, code: str, *, kind: str = "cgd") -> Ten
         ga = GeographicalArea(code=f"{code}GA", name=f"{slug.title()} GA", state="Maharashtra")
         uow.session.add(ga)
         uow.session.flush()
-        uow.session.add(ChargeArea(ga_id=ga.id, code=f"{code}-CA1", name=f"{slug.title()} Town", pincode="411001"))
+        uow.session.add(
+            ChargeArea(ga_id=ga.id, code=f"{code}-CA1", name=f"{slug.title()} Town", pincode="411001")
+        )
         uow.commit()
     return tenant
 
 
 def make_user(db: Database, tenant: Tenant, username: str, roles: list[str], password: str) -> uuid.UUID:
     with db.unit_of_work(tenant=tenant.id, actor=TEST_ACTOR) as uow:
-        user = do_create_staff_user(uow.session, username=username, full_name=username.replace(".", " ").title(),
-                                    password=password, roles=roles)
+        user = do_create_staff_user(
+            uow.session,
+            username=username,
+            full_name=username.replace(".", " ").title(),
+            password=password,
+            roles=roles,
+        )
         uow.commit()
         return user.id
 
@@ -149,8 +156,11 @@ def csrf_from(html: str) -> str:
 
 def login(client: TestClient, username: str, password: str, totp: str = "") -> None:
     page = client.get("/login")
-    response = client.post("/login", data={"username": username, "password": password, "totp": totp,
-                                           "csrf_token": csrf_from(page.text)}, follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"username": username, "password": password, "totp": totp, "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
+    )
     assert response.status_code == 303, response.text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -32,20 +33,31 @@ def migrate() -> None:
 
     db = _database()
     upgrade(db.engine)
-    click.echo(f"database at migration {head_revision()} ({db.engine.url.render_as_string(hide_password=True)})")
+    click.echo(
+        f"database at migration {head_revision()} ({db.engine.url.render_as_string(hide_password=True)})"
+    )
 
 
 @main.command()
 @click.option("--host", default=None, help="Interface to listen on (default from CITYGAS_HOST).")
 @click.option("--port", default=None, type=int, help="Port (default from CITYGAS_PORT).")
-@click.option("--workers", default=1, show_default=True, help="Web processes (PostgreSQL only for more than 1).")
+@click.option(
+    "--workers", default=1, show_default=True, help="Web processes (PostgreSQL only for more than 1)."
+)
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the API, portals and customer app."""
     import uvicorn  # noqa: PLC0415
 
     settings = get_settings()
-    uvicorn.run("citygas.web.app:create_app_from_env", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=workers, log_config=None, proxy_headers=True)
+    uvicorn.run(
+        "citygas.web.app:create_app_from_env",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=True,
+    )
 
 
 @main.command()
@@ -59,7 +71,12 @@ def worker(once: bool) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json_logs=settings.log_json)
     load_plugins(settings.plugin_modules)
-    w = Worker(_database(), poll_seconds=settings.worker_poll_seconds, max_attempts=settings.outbox_max_attempts)
+    w = Worker(
+        _database(),
+        poll_seconds=settings.worker_poll_seconds,
+        max_attempts=settings.outbox_max_attempts,
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
+    )
     if once:
         click.echo(f"handled {w.run_once()} events")
         return
@@ -103,10 +120,16 @@ def demo_logins() -> None:
         if role is Role.OPERATOR_ADMIN:
             continue
         who = f"{ROLE_LABELS[role]}, {cgd.name}"
-        click.echo(f"{who:<42} {cgd.code.lower() + '.' + role.value:<24} {demo_password(role):<24} {base}/login → {HOMES[role]}")
+        click.echo(
+            f"{who:<42} {cgd.code.lower() + '.' + role.value:<24} {demo_password(role):<24} "
+            f"{base}/login → {HOMES[role]}"
+        )
     click.echo(f"(the other CGD's users are the same with the prefix {CGDS[1].code.lower()}.)")
     for name, phone in customer_logins():
-        click.echo(f"Customer of {name}: phone {phone} at {base}/app/login (the code is shown on the page in development)")
+        click.echo(
+            f"Customer of {name}: phone {phone} at {base}/app/login "
+            "(the code is shown on the page in development)"
+        )
     click.echo("")
 
 
@@ -127,7 +150,9 @@ def demo_api_key(slug: str, scopes: tuple[str, ...]) -> None:
     if tenant is None:
         raise click.ClickException(f"no tenant {slug!r}; run `citygas demo seed` first")
     with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
-        _, secret = do_create_api_key(uow.session, name="demo key", scopes=list(scopes), created_by="citygas demo api-key")
+        _, secret = do_create_api_key(
+            uow.session, name="demo key", scopes=list(scopes), created_by="citygas demo api-key"
+        )
         uow.because("demo API key").commit()
     click.echo(secret)
 

@@ -5,7 +5,16 @@ from citygas.identity import models as identity_models
 from citygas.platform import audit, jobs, numbers, outbox, tenancy, workflow
 from citygas.platform.db import Base
 
-__all__ = ["Base", "audit", "customers_models", "identity_models", "jobs", "numbers", "outbox", "tenancy",
-           "workflow"]
+__all__ = [
+    "Base",
+    "audit",
+    "customers_models",
+    "identity_models",
+    "jobs",
+    "numbers",
+    "outbox",
+    "tenancy",
+    "workflow",
+]
 
 metadata = Base.metadata

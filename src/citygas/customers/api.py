@@ -23,23 +23,37 @@ def _out(uow: UnitOfWork, customer: object) -> CustomerOut:
 
     assert isinstance(customer, Customer)
     area = uow.session.get(ChargeArea, customer.charge_area_id)
-    return CustomerOut(consumer_number=customer.consumer_number, name=customer.name, status=customer.status,
-                       charge_area_code=area.code if area else "", phone_masked=mask_phone(customer.phone))
+    return CustomerOut(
+        consumer_number=customer.consumer_number,
+        name=customer.name,
+        status=customer.status,
+        charge_area_code=area.code if area else "",
+        phone_masked=mask_phone(customer.phone),
+    )
 
 
 @router.get("", response_model=CustomerPage)
 def customers(
     uow: ReadCustomers,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=24, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=24, description="next_cursor of the previous page")
+    ] = None,
 ) -> CustomerPage:
     rows = list_customers(uow.session, after=cursor, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     areas = {a.id: a.code for a in uow.session.execute(select(ChargeArea)).scalars()}
-    items = [CustomerOut(consumer_number=c.consumer_number, name=c.name, status=c.status,
-                         charge_area_code=areas.get(c.charge_area_id, ""), phone_masked=mask_phone(c.phone))
-             for c in rows]
+    items = [
+        CustomerOut(
+            consumer_number=c.consumer_number,
+            name=c.name,
+            status=c.status,
+            charge_area_code=areas.get(c.charge_area_id, ""),
+            phone_masked=mask_phone(c.phone),
+        )
+        for c in rows
+    ]
     return CustomerPage(items=items, next_cursor=rows[-1].consumer_number if more and rows else None)
 
 

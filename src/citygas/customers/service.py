@@ -6,11 +6,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
+from citygas.identity.rules import normalise_phone
 from citygas.platform.errors import NotFound, ValidationFailed
 from citygas.platform.numbers import NumberKind, next_number
 from citygas.platform.tenancy import ChargeArea
 from citygas.platform.time import utcnow
-from citygas.identity.rules import normalise_phone
 
 
 def mask_phone(phone: str) -> str:

@@ -37,25 +37,83 @@ class DemoCgd:
 
 
 CGDS = [
-    DemoCgd("demogas", "DGN", "Demo Gas Nagar Ltd", "Maharashtra", "1800-200-1906", {
-        ("PUN", "Pune GA", "Maharashtra"): [("PUN-KTH", "Kothrud", "411038"), ("PUN-HDP", "Hadapsar", "411028")],
-        ("STR", "Satara GA", "Maharashtra"): [("STR-CTY", "Satara city", "415001")],
-    }),
-    DemoCgd("sahyadri", "SCG", "Sahyadri City Gas Pvt Ltd", "Karnataka", "1800-425-1906", {
-        ("BGM", "Belagavi GA", "Karnataka"): [("BGM-TLK", "Tilakwadi", "590006"), ("BGM-SHP", "Shahapur", "590003")],
-    }),
+    DemoCgd(
+        "demogas",
+        "DGN",
+        "Demo Gas Nagar Ltd",
+        "Maharashtra",
+        "1800-200-1906",
+        {
+            ("PUN", "Pune GA", "Maharashtra"): [
+                ("PUN-KTH", "Kothrud", "411038"),
+                ("PUN-HDP", "Hadapsar", "411028"),
+            ],
+            ("STR", "Satara GA", "Maharashtra"): [("STR-CTY", "Satara city", "415001")],
+        },
+    ),
+    DemoCgd(
+        "sahyadri",
+        "SCG",
+        "Sahyadri City Gas Pvt Ltd",
+        "Karnataka",
+        "1800-425-1906",
+        {
+            ("BGM", "Belagavi GA", "Karnataka"): [
+                ("BGM-TLK", "Tilakwadi", "590006"),
+                ("BGM-SHP", "Shahapur", "590003"),
+            ],
+        },
+    ),
 ]
 
-FIRST = ["Aarti", "Rohan", "Sunita", "Imran", "Meera", "Vikram", "Lakshmi", "Arjun", "Fatima", "Suresh",
-         "Kavita", "Deepak", "Anjali", "Ravi", "Pooja", "Mahesh"]
-LAST = ["Kulkarni", "Patil", "Deshpande", "Shaikh", "Joshi", "Naik", "Kamat", "Gowda", "Pawar", "Iyer",
-        "Jadhav", "More", "Hegde", "Kadam"]
+FIRST = [
+    "Aarti",
+    "Rohan",
+    "Sunita",
+    "Imran",
+    "Meera",
+    "Vikram",
+    "Lakshmi",
+    "Arjun",
+    "Fatima",
+    "Suresh",
+    "Kavita",
+    "Deepak",
+    "Anjali",
+    "Ravi",
+    "Pooja",
+    "Mahesh",
+]
+LAST = [
+    "Kulkarni",
+    "Patil",
+    "Deshpande",
+    "Shaikh",
+    "Joshi",
+    "Naik",
+    "Kamat",
+    "Gowda",
+    "Pawar",
+    "Iyer",
+    "Jadhav",
+    "More",
+    "Hegde",
+    "Kadam",
+]
 STREETS = ["Paud Road", "Karve Nagar", "Magarpatta", "Sadashiv Peth", "Congress Road", "Khade Bazar"]
 
-HOMES = {Role.OPERATOR_ADMIN: "/ops/admin/tenants", Role.CGD_MANAGER: "/cgd/", Role.CGD_VIEWER: "/cgd/",
-         Role.BACK_OFFICE: "/ops/", Role.STORE_KEEPER: "/ops/", Role.FIELD_SUPERVISOR: "/ops/",
-         Role.TECHNICIAN: "/field/", Role.METER_READER: "/field/", Role.CARE_AGENT: "/ops/",
-         Role.CSC_AGENT: "/agent/"}
+HOMES = {
+    Role.OPERATOR_ADMIN: "/ops/admin/tenants",
+    Role.CGD_MANAGER: "/cgd/",
+    Role.CGD_VIEWER: "/cgd/",
+    Role.BACK_OFFICE: "/ops/",
+    Role.STORE_KEEPER: "/ops/",
+    Role.FIELD_SUPERVISOR: "/ops/",
+    Role.TECHNICIAN: "/field/",
+    Role.METER_READER: "/field/",
+    Role.CARE_AGENT: "/ops/",
+    Role.CSC_AGENT: "/agent/",
+}
 
 CUSTOMERS_PER_CGD = 24
 
@@ -72,7 +130,9 @@ def is_seeded(db: Database) -> bool:
 def seed(db: Database) -> list[DemoLogin]:
     rng = random.Random(1906)  # noqa: S311 - deterministic demo data, not security
     logins: list[DemoLogin] = []
-    operator = _tenant(db, "operator", "OPS", "citygas Operations (service provider)", "", "", kind="operator")
+    operator = _tenant(
+        db, "operator", "OPS", "citygas Operations (service provider)", "", "", kind="operator"
+    )
     logins.append(_user(db, operator, "admin", "Operator Admin", Role.OPERATOR_ADMIN, "Operator"))
     for cgd in CGDS:
         tenant = _tenant(db, cgd.slug, cgd.code, cgd.name, cgd.state, cgd.helpline)
@@ -86,7 +146,9 @@ def seed(db: Database) -> list[DemoLogin]:
     return logins
 
 
-def _tenant(db: Database, slug: str, code: str, name: str, state: str, helpline: str, *, kind: str = "cgd") -> Tenant:
+def _tenant(
+    db: Database, slug: str, code: str, name: str, state: str, helpline: str, *, kind: str = "cgd"
+) -> Tenant:
     with db.unit_of_work(tenant="system", actor=SEED_ACTOR) as uow:
         tenant = Tenant(slug=slug, code=code, name=name, kind=kind, state=state, helpline=helpline)
         uow.session.add(tenant)
@@ -105,10 +167,14 @@ def _areas(db: Database, tenant: Tenant, cgd: DemoCgd) -> None:
         uow.because("demo seed").commit()
 
 
-def _user(db: Database, tenant: Tenant, username: str, full_name: str, role: Role, tenant_label: str) -> DemoLogin:
+def _user(
+    db: Database, tenant: Tenant, username: str, full_name: str, role: Role, tenant_label: str
+) -> DemoLogin:
     password = demo_password(role)
     with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
-        do_create_staff_user(uow.session, username=username, full_name=full_name, password=password, roles=[role.value])
+        do_create_staff_user(
+            uow.session, username=username, full_name=full_name, password=password, roles=[role.value]
+        )
         uow.because("demo seed").commit()
     return DemoLogin(tenant_label, ROLE_LABELS[role], username, password, HOMES[role])
 
@@ -124,9 +190,15 @@ def _customers(db: Database, tenant: Tenant, cgd: DemoCgd, rng: random.Random) -
         for n in range(1, CUSTOMERS_PER_CGD + 1):
             ca_code, ca_name, _pin = charge_areas[n % len(charge_areas)]
             name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-            address = f"Flat {rng.randint(1, 20)}{rng.choice('ABCD')}-{rng.randint(101, 904)}, {rng.choice(STREETS)}, {ca_name}"
-            do_register_customer(uow.session, name=name, phone=demo_phone(cgd_index, n), charge_area_code=ca_code,
-                                 address=address)
+            flat = f"Flat {rng.randint(1, 20)}{rng.choice('ABCD')}-{rng.randint(101, 904)}"
+            address = f"{flat}, {rng.choice(STREETS)}, {ca_name}"
+            do_register_customer(
+                uow.session,
+                name=name,
+                phone=demo_phone(cgd_index, n),
+                charge_area_code=ca_code,
+                address=address,
+            )
         uow.because("demo seed").commit()
 
 

@@ -1,1 +1,2 @@
-"""Shared kernel: settings, database, unit of work, ids, time, money, outbox, jobs, audit, tenancy, workflows."""
+"""Shared kernel: settings, database, unit of work, ids, time, money, outbox, jobs, audit, tenancy,
+workflows."""

@@ -29,6 +29,7 @@ from citygas.platform.tenancy import SYSTEM, TENANT_KEY, TenantScoped
 from citygas.platform.time import utcnow
 
 GENESIS = "0" * 64
+_PENDING_KEY = "citygas_audit_pending"
 REDACTED = "[redacted]"
 
 
@@ -133,12 +134,14 @@ def record(
     tenant_id: uuid.UUID | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Write an explicit audit row for an action that is not a row change (a login, an export)."""
+) -> None:
+    """Record an action that is not a row change (a login, an export); written at commit."""
     tenant = tenant_id or session.info.get(TENANT_KEY)
     if not isinstance(tenant, uuid.UUID):
         raise ValueError("an audit row needs a tenant")
-    return _append(session, [_PendingEntry(tenant, action, entity_type, entity_id, before, after)])[0]
+    session.info.setdefault(_PENDING_KEY, []).append(
+        _PendingEntry(tenant, action, entity_type, entity_id, before, after)
+    )
 
 
 def _append(session: Session, pending: list[_PendingEntry]) -> list[AuditEntry]:
@@ -179,16 +182,14 @@ def _append(session: Session, pending: list[_PendingEntry]) -> list[AuditEntry]:
     return written
 
 
-_PENDING_KEY = "citygas_audit_pending"
-
-
 def collect_row_changes(session: Session) -> None:
     """before_flush: turn this flush's inserts, updates and deletes of audited rows into entries."""
     pending: list[_PendingEntry] = []
     for obj in session.new:
         if isinstance(obj, Audited):
             if getattr(obj, "id", None) is None and hasattr(obj, "id"):
-                obj.id = uuid7()  # type: ignore[attr-defined] - the entity id must be known now
+                # The entity id must be known now, before the INSERT assigns it.
+                obj.id = uuid7()
             _, after = _row_changes(obj, only_changed=False)
             pending.append(_pending_for(session, obj, "create", None, after))
     for obj in session.dirty:
@@ -201,8 +202,8 @@ def collect_row_changes(session: Session) -> None:
             before, _ = _row_changes(obj, only_changed=False)
             pending.append(_pending_for(session, obj, "delete", before, None))
     if pending:
-        # Written after the flush, so that rows they reference (a new tenant) exist; commit flushes
-        # again until the session is clean, which inserts these entries in the same transaction.
+        # Chained and inserted at commit (see `_seal_at_commit`), when the reason is final and the
+        # rows they reference (a new tenant) exist.
         session.info.setdefault(_PENDING_KEY, []).extend(pending)
 
 
@@ -264,11 +265,15 @@ def _audit_before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
     collect_row_changes(session)
 
 
-@event.listens_for(Session, "after_flush_postexec")
-def _audit_after_flush(session: Session, _ctx: Any) -> None:
+@event.listens_for(Session, "before_commit")
+def _seal_at_commit(session: Session) -> None:
+    """Chain the transaction's entries at commit: the head row is locked only for the last moment of
+    the transaction, and `uow.because(reason)` said anywhere in the use case reaches every entry."""
+    session.flush()
     pending = session.info.pop(_PENDING_KEY, None)
     if pending:
         _append(session, pending)
+        session.flush()
 
 
 @event.listens_for(Session, "after_rollback")

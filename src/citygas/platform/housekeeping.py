@@ -30,7 +30,9 @@ def purge_expired_logins(db: Database) -> None:
 def purge_relayed_outbox(db: Database) -> None:
     cutoff = utcnow() - OUTBOX_RETENTION
     with db.system() as uow:
-        old = select(OutboxEvent.id).where(OutboxEvent.status == OutboxStatus.DONE, OutboxEvent.done_at < cutoff)
+        old = select(OutboxEvent.id).where(
+            OutboxEvent.status == OutboxStatus.DONE, OutboxEvent.done_at < cutoff
+        )
         uow.session.execute(delete(OutboxHandled).where(OutboxHandled.event_id.in_(old)))
         uow.session.execute(
             delete(OutboxEvent).where(OutboxEvent.status == OutboxStatus.DONE, OutboxEvent.done_at < cutoff)
@@ -44,15 +46,30 @@ def announce_overdue(db: Database) -> None:
     notifications and escalations can follow without polling."""
     now = utcnow()
     with db.system() as uow:
-        items = uow.session.execute(
-            select(WorkItem).where(WorkItem.closed.is_(False), WorkItem.due_at < now, WorkItem.overdue_announced.is_(False))
-            .limit(1000)
-        ).scalars().all()
+        items = (
+            uow.session.execute(
+                select(WorkItem)
+                .where(
+                    WorkItem.closed.is_(False), WorkItem.due_at < now, WorkItem.overdue_announced.is_(False)
+                )
+                .limit(1000)
+            )
+            .scalars()
+            .all()
+        )
         for item in items:
             set_tenant(uow.session, item.tenant_id)
-            emit(uow.session, "workflow.overdue", {"workflow": item.workflow, "entity_id": str(item.entity_id),
-                                                   "state": item.state, "due_at": item.due_at.isoformat() if item.due_at else None},
-                 tenant_id=item.tenant_id)
+            emit(
+                uow.session,
+                "workflow.overdue",
+                {
+                    "workflow": item.workflow,
+                    "entity_id": str(item.entity_id),
+                    "state": item.state,
+                    "due_at": item.due_at.isoformat() if item.due_at else None,
+                },
+                tenant_id=item.tenant_id,
+            )
             item.overdue_announced = True
             uow.session.flush()
         uow.commit()

@@ -65,7 +65,7 @@ def run_due_jobs(db: Database, worker_id: str, *, lease: timedelta = timedelta(m
         error: str | None = None
         try:
             spec.run(db)
-        except Exception as exc:  # noqa: BLE001 - a failing job must not stop the others
+        except Exception as exc:
             log.exception("scheduled job failed", extra={"job": spec.name})
             error = f"{type(exc).__name__}: {exc}"
         _release(db, spec, worker_id, error)
@@ -78,9 +78,7 @@ def _claim(db: Database, spec: JobSpec, worker_id: str, lease: timedelta) -> boo
     with db.system() as uow:
         session = uow.session
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(
-            insert(ScheduledJob).values(name=spec.name, next_run_at=now).on_conflict_do_nothing()
-        )
+        session.execute(insert(ScheduledJob).values(name=spec.name, next_run_at=now).on_conflict_do_nothing())
         result = session.execute(
             update(ScheduledJob)
             .where(
@@ -100,6 +98,12 @@ def _release(db: Database, spec: JobSpec, worker_id: str, error: str | None) -> 
         uow.session.execute(
             update(ScheduledJob)
             .where(ScheduledJob.name == spec.name, ScheduledJob.locked_by == worker_id)
-            .values(locked_by=None, locked_until=None, last_run_at=now, next_run_at=now + spec.every, last_error=error)
+            .values(
+                locked_by=None,
+                locked_until=None,
+                last_run_at=now,
+                next_run_at=now + spec.every,
+                last_error=error,
+            )
         )
         uow.commit()

@@ -11,9 +11,9 @@ to its recipient as an idempotency key.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import socket
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,7 +98,9 @@ def handlers_for(topic: str) -> list[tuple[str, Handler]]:
     return list(_handlers.get(topic, []))
 
 
-def emit(session: Session, topic: str, payload: dict[str, Any], *, tenant_id: uuid.UUID | None = None) -> uuid.UUID:
+def emit(
+    session: Session, topic: str, payload: dict[str, Any], *, tenant_id: uuid.UUID | None = None
+) -> uuid.UUID:
     """Add an event to the outbox inside the caller's transaction; it is relayed only if that commits."""
     tenant = tenant_id if tenant_id is not None else session.info.get(TENANT_KEY)
     now = utcnow()
@@ -184,7 +186,9 @@ class OutboxRelay:
                 return
             event = Event(row.id, row.tenant_id, row.topic, dict(row.payload), row.attempts + 1)
             done = set(
-                session.execute(select(OutboxHandled.handler).where(OutboxHandled.event_id == event_id)).scalars()
+                session.execute(
+                    select(OutboxHandled.handler).where(OutboxHandled.event_id == event_id)
+                ).scalars()
             )
             try:
                 for name, handler in handlers_for(event.topic):
@@ -203,7 +207,7 @@ class OutboxRelay:
                 row.locked_until = None
                 row.attempts = event.attempt
                 session.commit()
-            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, never lost
+            except Exception as exc:
                 session.rollback()
                 log.warning("outbox handler failed", extra={"event_id": str(event_id), "topic": event.topic})
                 self._record_failure(event_id, event.attempt, f"{type(exc).__name__}: {exc}")

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
     worker_poll_seconds: float = 1.0
     outbox_max_attempts: int = 8
+    outbox_lease_seconds: float = Field(
+        default=60.0, description="How long a claimed batch is held before another worker may take it."
+    )
     plugins: str = Field(default="", description="Comma-separated modules to import at start-up.")
     session_hours: int = 12
     customer_session_days: int = 30
@@ -63,11 +66,12 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment in (Environment.DEVELOPMENT, Environment.TEST):
             return self
-        if self.master_key.strip().lower() in PLACEHOLDERS:
+        key = self.master_key.strip()
+        if key in PLACEHOLDERS or key.lower() in PLACEHOLDERS:
             raise InsecureSettingsError(
                 "CITYGAS_MASTER_KEY is missing or a placeholder. Outside development set it to the "
-                "base64 of 32 random bytes, e.g. `python -c \"import os,base64;"
-                "print(base64.b64encode(os.urandom(32)).decode())\"`."
+                'base64 of 32 random bytes, e.g. `python -c "import os,base64;'
+                'print(base64.b64encode(os.urandom(32)).decode())"`.'
             )
         try:
             raw = base64.b64decode(self.master_key, validate=True)

@@ -17,9 +17,6 @@ import uuid
 from typing import Any, Final
 
 from sqlalchemy import ForeignKey, Index, String, Table, event
-from sqlalchemy.sql import visitors
-from citygas.platform.auditable import Audited
-from citygas.platform.db import Base, IdMixin
 from sqlalchemy.orm import (
     Mapped,
     ORMExecuteState,
@@ -28,6 +25,10 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.sql import visitors
+
+from citygas.platform.auditable import Audited
+from citygas.platform.db import Base, IdMixin
 
 TENANT_KEY: Final = "citygas_tenant_id"
 SYSTEM: Final = "system"

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import timedelta
 from types import FrameType
 
 from citygas.platform.jobs import run_due_jobs
@@ -16,9 +17,17 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, db: Database, *, poll_seconds: float = 1.0, batch_size: int = 100, max_attempts: int = 8) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        poll_seconds: float = 1.0,
+        batch_size: int = 100,
+        max_attempts: int = 8,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
         self.db = db
-        self.relay = OutboxRelay(db.write_sessions, max_attempts=max_attempts)
+        self.relay = OutboxRelay(db.write_sessions, max_attempts=max_attempts, lease=lease)
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
         self.stopping = threading.Event()
@@ -33,7 +42,7 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 handled = self.run_once()
-            except Exception:  # noqa: BLE001 - a database blip must not end the worker
+            except Exception:
                 log.exception("worker cycle failed; retrying")
                 handled = 0
             if handled < self.batch_size:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import ForeignKey, Index, String, or_, select
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from citygas.platform.auditable import Audited
@@ -194,7 +194,7 @@ def list_activity(
 ) -> list[Activity]:
     """Open work for these roles or this person, most urgent first."""
     now = utcnow()
-    who = [WorkItem.queue_role.in_(sorted(roles))]
+    who: list[ColumnElement[bool]] = [WorkItem.queue_role.in_(sorted(roles))]
     if user_id is not None:
         who.append(WorkItem.assignee_id == user_id)
     query = select(WorkItem).where(WorkItem.closed.is_(False), or_(*who))

@@ -95,7 +95,9 @@ class WorkflowDefinition:
 def workflow(
     name: str, *, initial: str, states: Iterable[StateSpec], transitions: Iterable[Transition]
 ) -> WorkflowDefinition:
-    return WorkflowDefinition(name=name, initial=initial, states=tuple(states), transitions=tuple(transitions))
+    return WorkflowDefinition(
+        name=name, initial=initial, states=tuple(states), transitions=tuple(transitions)
+    )
 
 
 def t(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,7 +27,7 @@ router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
 P = Permission
 
 
-def _activity_context(request: Request, uow: UnitOfWork, *, only_overdue: bool = False) -> dict[str, object]:
+def _activity_context(request: Request, uow: UnitOfWork, *, only_overdue: bool = False) -> dict[str, Any]:
     principal = current_principal(request)
     assert principal is not None
     activity = list_activity(uow.session, roles=principal.roles, user_id=principal.id if principal.kind == "staff" else None,
