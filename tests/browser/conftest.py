@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +24,18 @@ import pytest
 
 pytest.importorskip("playwright.sync_api")
 
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 CHROMIUM = os.environ.get("CITYGAS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 CITYGAS = Path(sys.executable).parent / "citygas"
 SHOTS = Path("/tmp/citygas-shots")
 DESKTOP = {"width": 1280, "height": 800}
@@ -82,8 +89,8 @@ def parse_logins(printed: str) -> tuple[list[StaffLogin], list[CustomerLogin]]:
     who has spaces, username and password do not, so the row is read from the URL backwards."""
     staff: list[StaffLogin] = []
     customers: list[CustomerLogin] = []
-    for line in printed.splitlines():
-        line = line.strip()
+    for raw in printed.splitlines():
+        line = raw.strip()
         if match := CUSTOMER_LINE.match(line):
             customers.append(CustomerLogin(match["cgd"], match["phone"].replace(" ", ""), match["page"]))
             continue
@@ -104,9 +111,12 @@ def _free_port() -> int:
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    done = subprocess.run([str(CITYGAS), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120,
-                          check=False)
-    assert done.returncode == 0, f"citygas {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    done = subprocess.run(
+        [str(CITYGAS), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, (
+        f"citygas {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    )
     return done.stdout
 
 
@@ -117,7 +127,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
         if proc.poll() is not None:
             pytest.fail(f"citygas serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own local server
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError as exc:
@@ -133,13 +143,15 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYGAS_")}
-    env.update({
-        "CITYGAS_DATABASE_URL": f"sqlite:///{workdir / 'demo.db'}",
-        "CITYGAS_ENVIRONMENT": "development",  # the development OTP is shown on the page
-        "CITYGAS_LOG_JSON": "false",
-        "CITYGAS_BASE_URL": base_url,  # so the printed login URLs point at this server
-        "CITYGAS_PORT": str(port),
-    })
+    env.update(
+        {
+            "CITYGAS_DATABASE_URL": f"sqlite:///{workdir / 'demo.db'}",
+            "CITYGAS_ENVIRONMENT": "development",  # the development OTP is shown on the page
+            "CITYGAS_LOG_JSON": "false",
+            "CITYGAS_BASE_URL": base_url,  # so the printed login URLs point at this server
+            "CITYGAS_PORT": str(port),
+        }
+    )
     _run(["migrate"], env, workdir)
     _run(["demo", "seed", "--if-empty"], env, workdir)
     printed = _run(["demo", "logins"], env, workdir)
@@ -147,8 +159,13 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
 
     log = workdir / "serve.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(CITYGAS), "serve", "--host", "127.0.0.1", "--port", str(port)],  # noqa: S603
-                                env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(CITYGAS), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_healthy(f"{base_url}/healthz", proc, log)
         yield DemoServer(base_url, printed, staff, customers)
@@ -213,6 +230,7 @@ def phone_page(phone_context: BrowserContext) -> Page:
 
 # --- helpers the tests share ------------------------------------------------------------------------
 
+
 def staff_login(page: Page, login: StaffLogin) -> None:
     """Log in through the printed login page, the way a person does."""
     page.goto(login.page)
@@ -222,7 +240,9 @@ def staff_login(page: Page, login: StaffLogin) -> None:
     page.wait_for_load_state()
 
 
-def customer_login(page: Page, login: CustomerLogin) -> None:
+def customer_login(
+    page: Page, login: CustomerLogin, on_code_page: Callable[[Page], None] | None = None
+) -> None:
     """Phone → development OTP shown on the page → code → the customer app."""
     page.goto(login.page)
     page.get_by_label(re.compile("Mobile number")).fill(login.phone)
@@ -231,6 +251,8 @@ def customer_login(page: Page, login: CustomerLogin) -> None:
     expect(otp).to_be_visible()
     match = re.search(r"\b(\d{6})\b", otp.inner_text())
     assert match, f"no 6-digit code in {otp.inner_text()!r}"
+    if on_code_page is not None:
+        on_code_page(page)
     page.get_by_label("Code", exact=True).fill(match.group(1))
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(r"/app/$"))

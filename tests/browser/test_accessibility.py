@@ -12,9 +12,11 @@ pytestmark = pytest.mark.browser
 
 MIN_TAP = 44
 
-AUDIT = """() => {
-  const visible = el => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
-                          return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
+AUDIT = """(minTap) => {
+  const visible = el => {
+    const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
+    return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none';
+  };
   const name = el => (el.id ? '#' + el.id : el.tagName.toLowerCase()) + (el.name ? `[name=${el.name}]` : '');
   const fields = [...document.querySelectorAll('input, select, textarea')]
     .filter(el => el.type !== 'hidden');
@@ -24,14 +26,14 @@ AUDIT = """() => {
   const small = [...document.querySelectorAll('button, input[type=submit], input[type=button]')]
     .filter(visible)
     .map(el => ({el: (el.textContent || el.value || name(el)).trim(), h: el.getBoundingClientRect().height}))
-    .filter(b => b.h < %d);
+    .filter(b => b.h < minTap);
   return {lang: document.documentElement.lang, h1: document.querySelectorAll('h1').length,
           title: document.title, unlabelled, small, fields: fields.length};
-}""" % MIN_TAP
+}"""
 
 
 def _audit(page: Page, where: str) -> list[str]:
-    result = page.evaluate(AUDIT)
+    result = page.evaluate(AUDIT, MIN_TAP)
     problems = []
     if not result["lang"]:
         problems.append(f"{where}: <html> has no lang")
@@ -46,7 +48,9 @@ def _audit(page: Page, where: str) -> list[str]:
     return problems
 
 
-def test_login_pages_and_homes_pass_the_smoke_check_on_a_phone(phone_page: Page, demo_server: DemoServer) -> None:
+def test_login_pages_and_homes_pass_the_smoke_check_on_a_phone(
+    phone_page: Page, demo_server: DemoServer
+) -> None:
     page = phone_page
     problems: list[str] = []
 
@@ -56,7 +60,9 @@ def test_login_pages_and_homes_pass_the_smoke_check_on_a_phone(phone_page: Page,
 
     page.goto("/app/login")
     problems += _audit(page, "/app/login (phone)")
-    page.get_by_label("Mobile number registered with your gas connection").fill(demo_server.customers[0].phone)
+    page.get_by_label("Mobile number registered with your gas connection").fill(
+        demo_server.customers[0].phone
+    )
     page.get_by_role("button", name="Send code").click()
     page.locator("[data-testid=dev-otp]").wait_for()
     problems += _audit(page, "/app/login (code)")

@@ -1,4 +1,4 @@
-"""The operator admin onboards a new CGD entirely through the back-office forms, and its first user logs in."""
+"""The operator admin onboards a new CGD through the back-office forms, and its first user logs in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import secrets
 import string
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.browser.conftest import DemoServer, StaffLogin, new_context, path_of, staff_login
 
@@ -20,12 +20,14 @@ def _operator(demo_server: DemoServer) -> StaffLogin:
     return rows[0]
 
 
-def _card(page: Page, heading: str):  # noqa: ANN202 - a Locator
+def _card(page: Page, heading: str) -> Locator:
     return page.locator("section", has=page.get_by_role("heading", name=heading))
 
 
 def test_operator_creates_a_tenant_with_areas_and_a_user_who_can_log_in(
-    page: Page, browser: Browser, demo_server: DemoServer,
+    page: Page,
+    browser: Browser,
+    demo_server: DemoServer,
 ) -> None:
     suffix = "".join(secrets.choice(string.ascii_lowercase) for _ in range(4))
     name, slug, code = f"Konkan Gas {suffix.title()} Ltd", f"konkan-{suffix}", f"K{suffix.upper()}"
@@ -77,7 +79,9 @@ def test_operator_creates_a_tenant_with_areas_and_a_user_who_can_log_in(
     fresh = new_context(browser, demo_server.base_url)
     try:
         newcomer = fresh.new_page()
-        staff_login(newcomer, StaffLogin("CGD manager", username, password, f"{demo_server.base_url}/login", "/cgd/"))
+        staff_login(
+            newcomer, StaffLogin("CGD manager", username, password, f"{demo_server.base_url}/login", "/cgd/")
+        )
         assert path_of(newcomer) == "/cgd/", newcomer.locator("main").inner_text()
         expect(newcomer.locator("header .who")).to_contain_text("Sneha Naik")
         expect(newcomer.locator("main")).to_contain_text(name)  # its own tenant, not the demo CGD

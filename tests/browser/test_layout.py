@@ -17,7 +17,10 @@ def _check_layout(page: Page, name: str) -> None:
         """() => {
             const width = document.documentElement.clientWidth;
             const wide = [...document.querySelectorAll('body *')]
-              .filter(el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.right > width + 1; })
+              .filter(el => {
+                const r = el.getBoundingClientRect();
+                return r.width > 0 && r.right > width + 1;
+              })
               .map(el => el.tagName.toLowerCase() + (el.className ? '.' + el.className : ''));
             return {scroll: document.documentElement.scrollWidth, width, wide: wide.slice(0, 5)};
         }"""
@@ -53,8 +56,13 @@ def test_homes_lay_out_on_desktop_and_phone(browser: Browser, demo_server: DemoS
         page.goto("/login")
         _check_layout(page, f"staff-login-{width}")
         _shoot(page, f"staff-login-{width}")
+
         # A different printed household per width keeps well inside the OTP rate limit.
-        customer_login(page, demo_server.customers[-1 if phone else 0])
+        def code_page(page: Page) -> None:
+            _check_layout(page, f"customer-code-{width}")
+            _shoot(page, f"customer-code-{width}")
+
+        customer_login(page, demo_server.customers[-1 if phone else 0], on_code_page=code_page)
         _check_layout(page, f"customer-home-{width}")
         _shoot(page, f"customer-home-{width}")
     finally:

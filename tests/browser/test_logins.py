@@ -22,7 +22,9 @@ def test_the_printed_table_has_one_staff_login_per_role_and_a_customer(demo_serv
         assert row.page == f"{demo_server.base_url}/login", row
 
 
-def test_each_printed_staff_login_opens_its_home_and_logs_out(browser: Browser, demo_server: DemoServer) -> None:
+def test_each_printed_staff_login_opens_its_home_and_logs_out(
+    browser: Browser, demo_server: DemoServer
+) -> None:
     problems: list[str] = []
     for login in demo_server.staff:
         context = new_context(browser, demo_server.base_url)
@@ -42,20 +44,26 @@ def test_each_printed_staff_login_opens_its_home_and_logs_out(browser: Browser, 
             who = page.locator("header .who").inner_text()
             role_label = login.who.split(",")[0].strip()
             if login.username not in who or role_label.lower() not in who.lower():
-                problems.append(f"{login.username}: header shows {who!r}, expected the name {role_label!r} and username")
+                problems.append(
+                    f"{login.username}: header shows {who!r}, expected the name {role_label!r} and username"
+                )
             page.locator("header").get_by_role("button", name="Log out").click()
             page.wait_for_url(re.compile(r"/login$"))
             expect(page.get_by_role("heading", level=1)).to_have_text("Staff login")
             # The session is gone: the home page asks for a login again.
             page.goto(login.home or landed)
             if path_of(page) != "/login":
-                problems.append(f"{login.username}: after logging out {login.home or landed} opened {page.url}")
+                problems.append(
+                    f"{login.username}: after logging out {login.home or landed} opened {page.url}"
+                )
         finally:
             context.close()
     assert not problems, "\n".join(problems) + "\n\nprinted:\n" + demo_server.printed
 
 
-def test_printed_customer_logs_in_with_the_phone_code_on_a_phone(phone_page: Page, demo_server: DemoServer) -> None:
+def test_printed_customer_logs_in_with_the_phone_code_on_a_phone(
+    phone_page: Page, demo_server: DemoServer
+) -> None:
     login = demo_server.customers[0]
     customer_login(phone_page, login)
     assert path_of(phone_page) == "/app/"

@@ -29,9 +29,11 @@ def _safe_next(path: str) -> str | None:
     return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else None
 
 
-def _set_session_cookie(response: Response, token: str, *, max_age: int) -> None:
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=get_settings().secure_cookies,
-                        max_age=max_age, path="/")
+def _set_session_cookie(request: Request, response: Response, token: str, *, max_age: int) -> None:
+    # The app's own settings, not the process-wide ones: `create_app(settings)` decides the environment.
+    secure = request.app.state.settings.secure_cookies
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, max_age=max_age,
+                        path="/")
 
 
 @router.get("/")
@@ -69,7 +71,7 @@ def login(
 
     target = _safe_next(next) or home_for(permissions_for(roles))
     response = RedirectResponse(target, status_code=303)
-    _set_session_cookie(response, token, max_age=get_settings().session_hours * 3600)
+    _set_session_cookie(request, response, token, max_age=get_settings().session_hours * 3600)
     return response
 
 
@@ -171,7 +173,7 @@ def app_login_verify(
         return render(request, "app/login.html", status_code=401, sent=True, phone=phone,
                       error="The code is wrong or has expired. Try again or request a new one.")
     response = RedirectResponse("/app/", status_code=303)
-    _set_session_cookie(response, token, max_age=get_settings().customer_session_days * 86400)
+    _set_session_cookie(request, response, token, max_age=get_settings().customer_session_days * 86400)
     return response
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ def do_staff_login(session: Session, *, username: str, password: str, totp_code:
         _password_ok(_DUMMY_HASH, password)
         return LoginOutcome(None, generic)
     if user.locked_until is not None and user.locked_until > now:
-        wait = int((user.locked_until - now).total_seconds()) + 1
+        wait = math.ceil((user.locked_until - now).total_seconds())
         return LoginOutcome(None, f"Too many failed attempts. Try again in {wait} seconds.")
     password_ok = _password_ok(user.password_hash, password)
     totp_ok = user.totp_secret is None or pyotp.TOTP(user.totp_secret).verify(totp_code.strip(), valid_window=1)

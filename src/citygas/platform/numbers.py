@@ -45,17 +45,21 @@ def next_number(session: Session, kind: NumberKind, *, width: int = 8) -> str:
 
 
 def _increment(session: Session, tenant_id: uuid.UUID, kind: NumberKind) -> int:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        insert(NumberSequence)
-        .values(tenant_id=tenant_id, kind=kind.value, last_value=0)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "kind"])
-    )
-    result = session.execute(
+    bump = (
         update(NumberSequence)
         .where(NumberSequence.tenant_id == tenant_id, NumberSequence.kind == kind.value)
         .values(last_value=NumberSequence.last_value + 1)
         .returning(NumberSequence.last_value)
     )
-    return int(result.scalar_one())
+    value = session.execute(bump).scalar_one_or_none()
+    if value is not None:
+        return int(value)
+    # First number of this kind for the tenant: create the counter (a concurrent first caller may win
+    # the race, which ON CONFLICT absorbs), then take the number under the row lock like everyone else.
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(NumberSequence)
+        .values(tenant_id=tenant_id, kind=kind.value, last_value=0)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "kind"])
+    )
+    return int(session.execute(bump).scalar_one())

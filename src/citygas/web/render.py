@@ -49,5 +49,5 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     anonymous = getattr(request.state, "anonymous_csrf", None)
     if anonymous and not request.cookies.get(CSRF_COOKIE):
         response.set_cookie(CSRF_COOKIE, anonymous, httponly=True, samesite="strict",
-                            secure=get_settings().secure_cookies)
+                            secure=request.app.state.settings.secure_cookies)
     return response
