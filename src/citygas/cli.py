@@ -114,7 +114,10 @@ def demo_logins() -> None:
     base = get_settings().base_url
     click.echo(f"\ncitygas demo on {base}\n")
     click.echo(f"{'who':<42} {'username':<24} {'password':<24} page")
-    click.echo(f"{'Operator admin':<42} {'admin':<24} {demo_password(Role.OPERATOR_ADMIN):<24} {base}/login")
+    click.echo(
+        f"{'Operator admin':<42} {'admin':<24} {demo_password(Role.OPERATOR_ADMIN):<24} "
+        f"{base}/login → {HOMES[Role.OPERATOR_ADMIN]}"
+    )
     cgd = CGDS[0]
     for role in Role:
         if role is Role.OPERATOR_ADMIN:

@@ -2,6 +2,7 @@
 
 from citygas.customers import models as customers_models
 from citygas.identity import models as identity_models
+from citygas.meters import models as meters_models
 from citygas.platform import audit, jobs, numbers, outbox, tenancy, workflow
 from citygas.platform.db import Base
 
@@ -11,6 +12,7 @@ __all__ = [
     "customers_models",
     "identity_models",
     "jobs",
+    "meters_models",
     "numbers",
     "outbox",
     "tenancy",

@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from citygas.customers.service import do_register_customer
-from citygas.identity.rules import ROLE_LABELS, Role
+from citygas.customers.models import Customer
+from citygas.identity.rules import ROLE_LABELS, Permission, Role
+from citygas.meters.models import MeterModel
+from citygas.meters.rules import sts_meter_number
+from citygas.meters.service import (
+    STS_TEST_SGC,
+    STS_TEST_VENDING_KEY,
+    do_meter_transition,
+    do_register_meter,
+    do_store_vending_key,
+)
+from citygas.platform.settings import get_settings
 from citygas.identity.service import do_create_staff_user
 from citygas.platform.context import Actor
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
@@ -143,6 +154,7 @@ def seed(db: Database) -> list[DemoLogin]:
             username = f"{cgd.code.lower()}.{role.value}"
             logins.append(_user(db, tenant, username, f"{ROLE_LABELS[role]} ({cgd.code})", role, cgd.name))
         _customers(db, tenant, cgd, rng)
+        _meters(db, tenant, cgd)
     return logins
 
 
@@ -204,3 +216,47 @@ def _customers(db: Database, tenant: Tenant, cgd: DemoCgd, rng: random.Random) -
 
 def customer_logins() -> list[tuple[str, str]]:
     return [(cgd.name, demo_phone(CGDS.index(cgd) + 8, 1)) for cgd in CGDS]
+
+
+SPARE_METERS = 6
+ALL_PERMISSIONS = frozenset(p.value for p in Permission)
+
+
+def _meters(db: Database, tenant: Tenant, cgd: DemoCgd) -> None:
+    """Currency-mode meters for the first CGD, volume-mode for the second; each household's meter is a
+    simulated meter keyed with the published STS test vending key, so anyone can check its tokens."""
+    currency = CGDS.index(cgd) == 0
+    settings = get_settings()
+    with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
+        s = uow.session
+        s.add(MeterModel(
+            code="G1.6-BLE", name="G1.6 prepaid gas meter with Bluetooth", manufacturer="Demo Meters Ltd",
+            manufacturer_code=96, qmax_litres_per_hour=2500, mode="currency" if currency else "volume",
+            credit_subclass=6 if currency else 2, base_units_per_count=10 if currency else 100,
+            token_classes=[0, 1, 2],
+        ))
+        do_store_vending_key(s, master_key=settings.master_key_bytes, key_id="sts-test-dkga04",
+                             label="STS conformance TEST key (published; demo only)", vending_key=STS_TEST_VENDING_KEY,
+                             sgc=STS_TEST_SGC, is_test_key=True)
+        customers = s.execute(select(Customer).order_by(Customer.consumer_number)).scalars().all()
+        base = (CGDS.index(cgd) + 1) * 1_000_000
+        steps = {"active": ["allocate", "install", "commission", "activate"],
+                 "installed": ["allocate", "install"], "faulty": ["allocate", "install", "commission", "activate",
+                                                                   "report_fault"]}
+        for n, customer in enumerate(customers, start=1):
+            if n == len(customers):
+                break  # the last household is still waiting for its meter
+            target = "installed" if n in (21, 22) else "faulty" if n == 23 else "active"
+            meter = do_register_meter(s, serial=f"{cgd.code}{base + n:08d}", sts_meter_number=sts_meter_number(base + n),
+                                      model_code="G1.6-BLE", vending_key_id="sts-test-dkga04", simulated=True)
+            for action in steps[target]:
+                do_meter_transition(s, meter, action, permissions=ALL_PERMISSIONS,
+                                    customer_number=customer.consumer_number if action == "install" else None,
+                                    reason="display blank after rain" if action == "report_fault" else None)
+        for n in range(1, SPARE_METERS + 3):
+            meter = do_register_meter(s, serial=f"{cgd.code}{base + 900 + n:08d}",
+                                      sts_meter_number=sts_meter_number(base + 900 + n), model_code="G1.6-BLE",
+                                      vending_key_id="sts-test-dkga04", simulated=True)
+            if n > SPARE_METERS:
+                do_meter_transition(s, meter, "allocate", permissions=ALL_PERMISSIONS)
+        uow.because("demo seed").commit()

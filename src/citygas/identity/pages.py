@@ -129,7 +129,11 @@ def account_totp(
             service.enable_totp(uow.session, user, secret=secret, code=code)
         except DomainError as exc:
             roles = [ROLE_LABELS[Role(r)] for r in sorted(user.role_names)]
-            uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name="citygas")
+            try:
+                uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name="citygas")
+            except ValueError:  # the posted key itself was invalid: offer a fresh one
+                secret = pyotp.random_base32()
+                uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name="citygas")
             return render(request, "auth/account.html", status_code=422, error=exc.detail, user=user, roles=roles,
                           new_secret=secret, otpauth_uri=uri)
         uow.because("staff member turned on two-step login").commit()

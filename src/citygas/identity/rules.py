@@ -52,6 +52,9 @@ class Permission(StrEnum):
     CGD_PORTAL = "portal.cgd"
     FIELD_PORTAL = "portal.field"
     AGENT_PORTAL = "portal.agent"
+    METER_VIEW = "meter.view"
+    METER_MANAGE = "meter.manage"  # registry and lifecycle in the back office and stores
+    METER_INSTALL = "meter.install"  # install, commission, report faults: the field force
     CUSTOMER_SELF = "customer.self"  # a logged-in household acting on its own connections
 
 
@@ -59,23 +62,25 @@ P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OPERATOR_ADMIN: frozenset(
         {P.TENANT_MANAGE, P.AREA_VIEW, P.AREA_MANAGE, P.USER_VIEW, P.USER_MANAGE, P.CUSTOMER_VIEW,
-         P.AUDIT_VIEW, P.ACTIVITY_VIEW, P.APIKEY_MANAGE, P.OPS_PORTAL}
+         P.AUDIT_VIEW, P.ACTIVITY_VIEW, P.APIKEY_MANAGE, P.OPS_PORTAL, P.METER_VIEW, P.METER_MANAGE}
     ),
     Role.CGD_MANAGER: frozenset(
-        {P.CGD_PORTAL, P.AREA_VIEW, P.USER_VIEW, P.CUSTOMER_VIEW, P.AUDIT_VIEW, P.ACTIVITY_VIEW, P.APIKEY_MANAGE}
+        {P.CGD_PORTAL, P.AREA_VIEW, P.USER_VIEW, P.CUSTOMER_VIEW, P.AUDIT_VIEW, P.ACTIVITY_VIEW, P.APIKEY_MANAGE,
+         P.METER_VIEW}
     ),
-    Role.CGD_VIEWER: frozenset({P.CGD_PORTAL, P.AREA_VIEW, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW}),
+    Role.CGD_VIEWER: frozenset({P.CGD_PORTAL, P.AREA_VIEW, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW}),
     Role.BACK_OFFICE: frozenset(
         {P.OPS_PORTAL, P.AREA_VIEW, P.AREA_MANAGE, P.USER_VIEW, P.CUSTOMER_VIEW, P.CUSTOMER_MANAGE,
-         P.ACTIVITY_VIEW, P.AUDIT_VIEW}
+         P.ACTIVITY_VIEW, P.AUDIT_VIEW, P.METER_VIEW, P.METER_MANAGE}
     ),
-    Role.STORE_KEEPER: frozenset({P.OPS_PORTAL, P.AREA_VIEW, P.ACTIVITY_VIEW}),
+    Role.STORE_KEEPER: frozenset({P.OPS_PORTAL, P.AREA_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW, P.METER_MANAGE}),
     Role.FIELD_SUPERVISOR: frozenset(
-        {P.OPS_PORTAL, P.AREA_VIEW, P.USER_VIEW, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW}
+        {P.OPS_PORTAL, P.AREA_VIEW, P.USER_VIEW, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW, P.METER_MANAGE,
+         P.METER_INSTALL}
     ),
-    Role.TECHNICIAN: frozenset({P.FIELD_PORTAL, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW}),
-    Role.METER_READER: frozenset({P.FIELD_PORTAL, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW}),
-    Role.CARE_AGENT: frozenset({P.OPS_PORTAL, P.CUSTOMER_VIEW, P.CUSTOMER_MANAGE, P.ACTIVITY_VIEW}),
+    Role.TECHNICIAN: frozenset({P.FIELD_PORTAL, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW, P.METER_INSTALL}),
+    Role.METER_READER: frozenset({P.FIELD_PORTAL, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW}),
+    Role.CARE_AGENT: frozenset({P.OPS_PORTAL, P.CUSTOMER_VIEW, P.CUSTOMER_MANAGE, P.ACTIVITY_VIEW, P.METER_VIEW}),
     Role.CSC_AGENT: frozenset({P.AGENT_PORTAL, P.CUSTOMER_VIEW}),
 }
 
@@ -86,6 +91,7 @@ API_KEY_SCOPES: dict[str, frozenset[Permission]] = {
     "customers:read": frozenset({P.CUSTOMER_VIEW}),
     "areas:read": frozenset({P.AREA_VIEW}),
     "audit:read": frozenset({P.AUDIT_VIEW}),
+    "meters:read": frozenset({P.METER_VIEW}),
 }
 
 # Where each role lands after logging in.

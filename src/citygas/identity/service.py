@@ -33,7 +33,7 @@ from citygas.notifications import ports as notifications
 from citygas.platform import audit
 from citygas.platform.errors import NotAuthenticated, NotFound, TooManyRequests, ValidationFailed
 from citygas.platform.settings import get_settings
-from citygas.platform.tenancy import Tenant, is_system
+from citygas.platform.tenancy import Tenant, current_tenant, is_system
 from citygas.platform.time import utcnow
 
 _hasher = PasswordHasher()
@@ -283,6 +283,10 @@ def do_create_staff_user(
     bad = sorted(set(roles) - {r.value for r in Role})
     if bad or not roles:
         raise ValidationFailed("Choose at least one role" if not roles else f"Unknown roles: {', '.join(bad)}")
+    tenant = session.get(Tenant, current_tenant(session))
+    if Role.OPERATOR_ADMIN.value in roles and (tenant is None or tenant.kind != "operator"):
+        # An operator admin crosses every tenant's wall; only the service provider's own staff may be one.
+        raise ValidationFailed("Operator admin is a role of the service provider's staff, not of a CGD's")
     user = StaffUser(username=username, full_name=full_name.strip(), email=email.strip(), phone=phone.strip(),
                      password_hash=hash_password(password), created_at=utcnow())
     user.roles = [StaffRole(role=r) for r in sorted(set(roles))]
@@ -298,7 +302,11 @@ def do_create_staff_user(
 
 
 def enable_totp(session: Session, user: StaffUser, *, secret: str, code: str) -> None:
-    if not pyotp.TOTP(secret).verify(code.strip(), valid_window=1):
+    try:
+        totp = pyotp.TOTP(secret)
+    except ValueError as exc:  # not base32, or shorter than pyotp's 112-bit minimum: a tampered form
+        raise ValidationFailed("The set-up key is not valid. Reload the page and scan the new code.") from exc
+    if not totp.verify(code.strip(), valid_window=1):
         raise ValidationFailed("That code does not match. Check the time on your phone and try again.")
     user.totp_secret = secret
     session.flush()

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from citygas.identity import service as identity
 from citygas.identity.models import StaffUser
 from citygas.identity.principal import Principal
-from citygas.identity.rules import ROLE_LABELS, Permission
+from citygas.identity.rules import ROLE_LABELS, Permission, Role
 from citygas.platform.errors import DomainError, NotFound, ValidationFailed
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
 from citygas.platform.time import utcnow
@@ -99,7 +99,9 @@ def _tenant_page(request: Request, db: Database, tenant_id: uuid.UUID, status_co
         users = uow.session.execute(select(StaffUser).order_by(StaffUser.username)).scalars().all()
         areas = [(ga, [ca for ca in cas if ca.ga_id == ga.id]) for ga in gas]
         return render(request, "admin/tenant.html", status_code=status_code, tenant=tenant, areas=areas, users=users,
-                      roles=[(r.value, label) for r, label in ROLE_LABELS.items()], now=utcnow(), **extra)
+                      roles=[(r.value, label) for r, label in ROLE_LABELS.items()
+                             if tenant.kind == "operator" or r is not Role.OPERATOR_ADMIN],
+                      now=utcnow(), **extra)
 
 
 @router.get("/tenants/{tenant_id}", response_class=HTMLResponse)

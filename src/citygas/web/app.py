@@ -12,6 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from citygas import __version__
 from citygas.customers import api as customers_api
 from citygas.identity import pages as identity_pages
+from citygas.meters import api as meters_api
+from citygas.meters import pages as meters_pages
 from citygas.platform.db import make_engine
 from citygas.platform.plugins import load_plugins
 from citygas.platform.settings import Settings, get_settings
@@ -54,8 +56,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.middleware("http")(request_context)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for router in (health.router, api.router, customers_api.router, identity_pages.router, portals.router,
-                   admin.router):
+    for router in (health.router, api.router, customers_api.router, meters_api.router, identity_pages.router,
+                   portals.router, meters_pages.router, admin.router):
         app.include_router(router)
     return app
 

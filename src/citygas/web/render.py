@@ -29,6 +29,7 @@ NAV: list[tuple[str, str, str]] = [
     (Permission.FIELD_PORTAL, "/field/", "Field"),
     (Permission.AGENT_PORTAL, "/agent/", "Agent"),
     (Permission.CUSTOMER_VIEW, "/ops/customers", "Customers"),
+    (Permission.METER_VIEW, "/ops/meters", "Meters"),
     (Permission.ACTIVITY_VIEW, "/ops/activity", "Activity"),
     (Permission.AUDIT_VIEW, "/ops/audit", "Audit log"),
     (Permission.APIKEY_MANAGE, "/cgd/api-keys", "API keys"),

@@ -1,0 +1,223 @@
+"""Meter registry use cases: vending keys, models, registering meters, lifecycle transitions, TIDs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from citygas.customers.models import Customer
+from citygas.meters.lifecycle import METER_LIFECYCLE
+from citygas.meters.models import Meter, MeterModel, VendingKey
+from citygas.platform import workflow
+from citygas.platform.errors import Conflict, NotFound, ValidationFailed
+from citygas.platform.ids import uuid7
+from citygas.platform.time import utcnow
+from citygas.sts import (
+    DecoderKey,
+    DecoderKeyParameters,
+    KeyExpiredError,
+    KeyGenerationAlgorithm,
+    SoftwareKeyVault,
+    check_key_not_expired,
+    minutes_since_base_date,
+    pan_check_digit_is_valid,
+)
+
+# The STS Association's published conformance-test vending key (STS 531-1-0-04). Anyone can derive
+# demo tokens with it and check them with an independent decoder: it must never vend real gas.
+STS_TEST_VENDING_KEY = bytes.fromhex("abababababababab949494949494949401234567")
+STS_TEST_SGC = "123457"
+
+
+def do_store_vending_key(
+    session: Session,
+    *,
+    master_key: bytes,
+    key_id: str,
+    label: str,
+    vending_key: bytes,
+    sgc: str,
+    dkga: str = "04",
+    is_test_key: bool = False,
+) -> VendingKey:
+    """Import a vending key, encrypted at rest; only its id and label are visible afterwards."""
+    if not (len(sgc) == 6 and sgc.isdigit()):
+        raise ValidationFailed("A supply group code is 6 digits")
+    vault = SoftwareKeyVault(master_key)
+    vault.store_vending_key(key_id, vending_key, KeyGenerationAlgorithm(dkga))
+    row = VendingKey(
+        key_id=key_id,
+        label=label,
+        sgc=sgc,
+        dkga=dkga,
+        is_test_key=is_test_key,
+        vault_blob=vault.export_blob(),
+        created_at=utcnow(),
+    )
+    session.add(row)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise ValidationFailed(f"a vending key {key_id} exists already") from exc
+    return row
+
+
+def decoder_key_for(session: Session, meter: Meter, *, master_key: bytes) -> DecoderKey:
+    """The meter's current decoder key, derived inside the vault from the tenant's vending key."""
+    key = session.get(VendingKey, meter.vending_key_id)
+    if key is None:
+        raise NotFound("the meter's vending key is missing")
+    vault = SoftwareKeyVault(master_key, key.vault_blob)
+    return vault.derive_decoder_key(key.key_id, decoder_parameters(meter))
+
+
+def decoder_parameters(meter: Meter) -> DecoderKeyParameters:
+    return DecoderKeyParameters(
+        pan=meter.sts_meter_number,
+        sgc=meter.sgc,
+        ti=meter.ti,
+        kt=meter.kt,
+        krn=meter.krn,
+        base_date=meter.base_date,
+        ea=meter.ea,
+        dkga=meter.dkga,
+    )
+
+
+def do_register_meter(
+    session: Session,
+    *,
+    serial: str,
+    sts_meter_number: str,
+    model_code: str,
+    vending_key_id: str,
+    ti: int = 1,
+    krn: int = 1,
+    kt: int = 2,
+    base_date: int = 2014,
+    ken: int = 255,
+    simulated: bool = False,
+) -> Meter:
+    """A meter arrives in store: check its numbers and keys, and start its lifecycle."""
+    serial = serial.strip().upper()
+    if not serial or len(serial) > 32:
+        raise ValidationFailed("A meter serial is 1–32 characters")
+    if not pan_check_digit_is_valid(sts_meter_number):
+        raise ValidationFailed(
+            f"{sts_meter_number} is not an 18-digit STS meter number with a valid check digit"
+        )
+    model = session.execute(select(MeterModel).where(MeterModel.code == model_code)).scalar_one_or_none()
+    if model is None:
+        raise ValidationFailed(f"no meter model {model_code}")
+    key = session.execute(select(VendingKey).where(VendingKey.key_id == vending_key_id)).scalar_one_or_none()
+    if key is None:
+        raise ValidationFailed(f"no vending key {vending_key_id}")
+    meter = Meter(
+        id=uuid7(),
+        serial=serial,
+        sts_meter_number=sts_meter_number,
+        model_id=model.id,
+        vending_key_id=key.id,
+        sgc=key.sgc,
+        krn=krn,
+        kt=kt,
+        ti=ti,
+        base_date=base_date,
+        ea="11",
+        dkga=key.dkga,
+        ken=ken,
+        last_tid=None,
+        simulated=simulated,
+        created_at=utcnow(),
+        state="",
+    )
+    try:
+        decoder_parameters(meter)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+    session.add(meter)
+    workflow.start(session, METER_LIFECYCLE, meter, title=f"Meter {serial}")
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise ValidationFailed(
+            f"a meter with serial {serial} or number {sts_meter_number} exists already"
+        ) from exc
+    return meter
+
+
+def get_meter(session: Session, serial: str) -> Meter:
+    meter = session.execute(select(Meter).where(Meter.serial == serial.strip().upper())).scalar_one_or_none()
+    if meter is None:
+        raise NotFound(f"no meter {serial}")
+    return meter
+
+
+def list_meters(session: Session, *, after: str | None, limit: int, state: str | None = None) -> list[Meter]:
+    query = select(Meter).order_by(Meter.serial).limit(limit)
+    if after:
+        query = query.where(Meter.serial > after)
+    if state:
+        query = query.where(Meter.state == state)
+    return list(session.execute(query).scalars())
+
+
+def do_meter_transition(
+    session: Session,
+    meter: Meter,
+    action: str,
+    *,
+    permissions: frozenset[str],
+    reason: str | None = None,
+    customer_number: str | None = None,
+) -> Meter:
+    """Move a meter along its lifecycle. Installing binds it to a customer; a customer has one live meter."""
+    if action == "install":
+        if not customer_number:
+            raise ValidationFailed("Say which customer's premises the meter is installed at")
+        customer = session.execute(
+            select(Customer).where(Customer.consumer_number == customer_number.strip())
+        ).scalar_one_or_none()
+        if customer is None:
+            raise ValidationFailed(f"no customer {customer_number}")
+        live = session.execute(
+            select(Meter.serial).where(
+                Meter.customer_id == customer.id,
+                Meter.state.in_(["installed", "commissioned", "active", "suspended", "faulty"]),
+            )
+        ).scalar_one_or_none()
+        if live is not None:
+            raise Conflict(f"customer {customer_number} already has meter {live}; replace it instead")
+        meter.customer_id = customer.id
+    workflow.do_transition(session, METER_LIFECYCLE, meter, action, permissions=permissions, reason=reason)
+    session.flush()
+    return meter
+
+
+def allocate_tid(session: Session, meter: Meter, *, now: datetime) -> int:
+    """Reserve the next TID for a token to this meter: max(now in minutes, last + 1), in one UPDATE, so two
+    concurrent vends to one meter queue on its row and never share a TID. Refuses past the key's expiry."""
+    now_minutes = minutes_since_base_date(now, meter.base_date)
+    bump = case(
+        (Meter.last_tid.is_(None), now_minutes),
+        (Meter.last_tid + 1 > now_minutes, Meter.last_tid + 1),
+        else_=now_minutes,
+    )
+    tid = session.execute(
+        update(Meter)
+        .where(Meter.id == meter.id)
+        .values(last_tid=bump)
+        .returning(Meter.last_tid)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    try:
+        check_key_not_expired(int(tid), meter.ken)
+    except KeyExpiredError as exc:
+        raise Conflict(str(exc)) from exc
+    session.expire(meter, ["last_tid"])
+    return int(tid)

@@ -1,0 +1,154 @@
+"""Every form post must carry the CSRF token of its session (or, before login, of the double-submit
+cookie). The form routes are discovered from the app, so a new one is covered without being listed."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+
+from citygas.identity.models import ApiKey
+from citygas.identity.rules import Role
+from citygas.identity.service import do_create_api_key
+from citygas.platform.tenancy import Tenant
+from citygas.platform.uow import Database
+from citygas.web.deps import SAFE_METHODS, SESSION_COOKIE
+from tests.conftest import TEST_ACTOR, csrf_from, login
+from tests.identity.conftest import PASSWORD, add_staff, register_customer
+from tests.web.db_snapshot import differences, snapshot
+from tests.web.route_map import RouteInfo, api_routes
+
+EXPIRED = "The form has expired. Reload the page and try again."
+SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+@dataclass(frozen=True)
+class Alpha:
+    tenant: Tenant
+    user_id: uuid.UUID
+    key_id: uuid.UUID
+    consumer_number: str
+    phone: str
+
+
+@pytest.fixture
+def everything(db: Database, alpha: Tenant) -> Alpha:
+    """A user of Alpha Gas holding every role, so that only the CSRF check can refuse a post."""
+    staff = add_staff(db, alpha, "alpha.everything", [r.value for r in Role])
+    customer = register_customer(db, alpha, name="Sunita Kulkarni", phone="9876501234")
+    with db.unit_of_work(tenant=alpha.id, actor=TEST_ACTOR) as uow:
+        key, _ = do_create_api_key(uow.session, name="SAP", scopes=["customers:read"], created_by="test")
+        uow.commit()
+    return Alpha(alpha, staff.id, key.id, customer.consumer_number, customer.phone)
+
+
+def path_for(route: RouteInfo, alpha: Alpha) -> str:
+    values = {"consumer_number": alpha.consumer_number, "tenant_id": str(alpha.tenant.id),
+              "key_id": str(alpha.key_id), "user_id": str(alpha.user_id), "action": "disable"}
+    path = route.path
+    for name in route.path_params:
+        if name not in values:
+            pytest.fail(f"{route.path}: no value for path parameter {name!r}; add one in {__file__}")
+        path = path.replace("{" + name + "}", values[name])
+    return path
+
+
+def valid_form(route: RouteInfo, alpha: Alpha) -> dict[str, str | list[str]]:
+    """A form that would be carried out if it had its token, so a refusal is the token's doing."""
+    forms: dict[str, dict[str, str | list[str]]] = {
+        "/login": {"username": "alpha.everything", "password": PASSWORD},
+        "/logout": {},
+        "/app/logout": {},
+        "/account/totp": {"secret": SECRET, "code": pyotp.TOTP(SECRET).now()},
+        "/app/login": {"phone": alpha.phone},
+        "/app/login/verify": {"phone": alpha.phone, "code": "123456"},
+        "/cgd/api-keys": {"name": "Collections feed", "scopes": ["customers:read"]},
+        "/cgd/api-keys/{key_id}/revoke": {"reason": "rotated"},
+        "/ops/admin/tenants": {"name": "Charlie Gas", "slug": "charlie", "code": "CHR", "state": "Goa"},
+        "/ops/admin/tenants/{tenant_id}/areas": {"code": "ALPGA2", "name": "Second GA", "state": "Maharashtra"},
+        "/ops/admin/tenants/{tenant_id}/charge-areas": {"ga_code": "ALPGA", "code": "ALP-CA2", "name": "Town 2",
+                                                        "pincode": "411002"},
+        "/ops/admin/tenants/{tenant_id}/users": {"username": "alpha.newbie", "full_name": "New Bie",
+                                                 "password": "long-enough-password", "roles": ["technician"]},
+        "/ops/admin/users/{user_id}/{action}": {"tenant_id": str(alpha.tenant.id)},
+    }
+    if route.path not in forms:
+        pytest.fail(f"{route.path} takes a form this test does not know; add a valid one in {__file__}")
+    return forms[route.path]
+
+
+def form_posts(client: TestClient) -> list[tuple[RouteInfo, str]]:
+    routes = [(route, method) for route in api_routes(client.app)  # type: ignore[arg-type]
+              for method in route.methods if method not in SAFE_METHODS and not route.is_api]
+    assert len(routes) >= 13, routes
+    return routes
+
+
+def test_every_form_post_without_a_csrf_token_is_refused_and_changes_nothing(
+    app_client: TestClient, db: Database, everything: Alpha,
+) -> None:
+    login(app_client, "alpha.everything", PASSWORD)
+    before = snapshot(db)
+
+    refused: dict[str, int] = {}
+    for route, method in form_posts(app_client):
+        response = app_client.request(method, path_for(route, everything), data=valid_form(route, everything),
+                                      follow_redirects=False)
+        refused[f"{method} {route.path}"] = response.status_code
+        assert EXPIRED in response.text, f"{method} {route.path}: {response.status_code}"
+
+    assert set(refused.values()) == {403}, refused
+    assert differences(before, snapshot(db)) == {}
+    assert app_client.get("/api/v1/me").status_code == 200  # the logout posts did not log out
+
+
+def test_every_form_post_with_another_sessions_token_is_refused_and_changes_nothing(
+    app_client: TestClient, db: Database, everything: Alpha,
+) -> None:
+    add_staff(db, everything.tenant, "alpha.other", ["back_office"])
+    other = TestClient(app_client.app)
+    login(other, "alpha.other", PASSWORD)
+    foreign_token = csrf_from(other.get("/account").text)
+    login(app_client, "alpha.everything", PASSWORD)
+    before = snapshot(db)
+
+    statuses = {
+        f"{method} {route.path}": app_client.request(
+            method, path_for(route, everything), follow_redirects=False,
+            data={**valid_form(route, everything), "csrf_token": foreign_token}).status_code
+        for route, method in form_posts(app_client)
+    }
+
+    assert set(statuses.values()) == {403}, statuses
+    assert differences(before, snapshot(db)) == {}
+
+
+def test_the_login_form_needs_the_double_submit_cookie(
+    app_client: TestClient, db: Database, everything: Alpha,
+) -> None:
+    token = csrf_from(app_client.get("/login").text)
+    cookieless = TestClient(app_client.app)
+
+    response = cookieless.post("/login", data={"username": "alpha.everything", "password": PASSWORD,
+                                               "csrf_token": token}, follow_redirects=False)
+
+    assert response.status_code == 403
+    assert EXPIRED in response.text
+    assert SESSION_COOKIE not in response.cookies
+
+
+def test_the_token_may_come_in_the_x_csrf_token_header(
+    app_client: TestClient, db: Database, everything: Alpha,
+) -> None:
+    login(app_client, "alpha.everything", PASSWORD)
+    token = csrf_from(app_client.get("/account").text)
+
+    response = app_client.post(f"/cgd/api-keys/{everything.key_id}/revoke", headers={"X-CSRF-Token": token},
+                               follow_redirects=False)
+
+    assert response.status_code == 303
+    with db.system(read_only=True) as uow:
+        assert uow.session.get(ApiKey, everything.key_id).revoked_at is not None  # type: ignore[union-attr]

@@ -1,0 +1,120 @@
+"""The permission matrix, route by route: each route names the permission it needs (`Requires`), and
+each role reaches exactly the routes its permissions allow. Routes are discovered from the app, so a
+new route is checked the day it is added, and a new route without a permission fails here."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from citygas.identity.rules import API_KEY_SCOPES, ROLE_PERMISSIONS, Role, permissions_for_scopes
+from citygas.identity.service import open_web_session
+from citygas.platform.uow import Database
+from citygas.web.deps import SAFE_METHODS, SESSION_COOKIE
+from tests.conftest import csrf_of, login
+from tests.web.conftest import Populated, TenantData
+from tests.web.route_map import RouteInfo, api_routes, mounts, plain_routes
+
+# Reachable without a permission. Each entry says why; anything else must name the permission it needs.
+PUBLIC_ROUTES = {
+    "/": "redirects to the caller's home or the login page",
+    "/login": "staff log in",
+    "/logout": "ends whatever session the caller has",
+    "/app/login": "households ask for a code",
+    "/app/login/verify": "households log in with the code",
+    "/app/logout": "ends whatever session the caller has",
+    "/healthz": "load balancer",
+    "/readyz": "load balancer",
+    "/metrics": "Prometheus",
+    "/account": "any logged-in staff member's own account (checked by `_any_staff`)",
+    "/account/totp": "any logged-in staff member turns on TOTP (checked by `_any_staff`)",
+}
+PUBLIC_PLAIN_ROUTES = {"/api/v1/openapi.json", "/api/v1/docs", "/docs/oauth2-redirect"}
+PUBLIC_MOUNTS = {"/static"}
+
+
+def fill_path(route: RouteInfo, a: TenantData) -> str:
+    values = {"consumer_number": a.consumer_numbers[0], "tenant_id": str(a.tenant.id), "key_id": str(a.api_key_id),
+              "user_id": str(a.user_ids[0]), "action": "unlock", "serial": a.meter_serials[0]}
+    path = route.path
+    for name in route.path_params:
+        if name not in values:
+            pytest.fail(f"{route.path}: no value for path parameter {name!r}; add one to fill_path in {__file__}")
+        path = path.replace("{" + name + "}", values[name])
+    return path
+
+
+def call(client: TestClient, route: RouteInfo, method: str, a: TenantData, csrf: str,
+         headers: dict[str, str] | None = None) -> Response:
+    data = None if method in SAFE_METHODS else {"csrf_token": csrf}
+    return client.request(method, fill_path(route, a), data=data, headers=headers, follow_redirects=False)
+
+
+def check_matrix(client: TestClient, granted: frozenset[str], a: TenantData, csrf: str,
+                 headers: dict[str, str] | None = None) -> dict[str, str]:
+    """Call every guarded route; return the routes whose answer disagrees with `granted`."""
+    wrong: dict[str, str] = {}
+    for route in api_routes(client.app):  # type: ignore[arg-type]
+        if not route.guarded:
+            continue
+        missing = sorted(route.needs() - granted)
+        for method in route.methods:
+            response = call(client, route, method, a, csrf, headers)
+            where = f"{method} {route.path}"
+            if missing and response.status_code != 403:
+                wrong[where] = f"{response.status_code}, expected 403 (lacks {missing})"
+            elif missing and f"Your role does not allow this ({missing[0]})" not in response.text:
+                wrong[where] = f"403 for another reason: {response.text[:200]}"
+            elif not missing and response.status_code == 403:
+                wrong[where] = f"403 although {sorted(route.needs())} are granted: {response.text[:200]}"
+    return wrong
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_reaches_exactly_the_routes_its_permissions_allow(
+    app_client: TestClient, populated: Populated, role: Role,
+) -> None:
+    world = populated.world
+    username = "operator.admin" if role is Role.OPERATOR_ADMIN else world.username(world.a, role)
+    login(app_client, username, world.password)
+
+    wrong = check_matrix(app_client, frozenset(ROLE_PERMISSIONS[role]), populated.a, csrf_of(app_client))
+
+    assert wrong == {}
+
+
+def test_an_api_key_reaches_exactly_the_routes_its_scopes_allow(app_client: TestClient, populated: Populated) -> None:
+    client = TestClient(app_client.app)
+    headers = {"Authorization": f"Bearer {populated.b.api_key}"}
+
+    wrong = check_matrix(client, permissions_for_scopes(sorted(API_KEY_SCOPES)), populated.b, "", headers)
+
+    assert wrong == {}
+
+
+def test_a_household_reaches_only_its_own_app(app_client: TestClient, populated: Populated, db: Database) -> None:
+    a = populated.a
+    with db.system() as uow:
+        cookie = open_web_session(uow.session, kind="customer", tenant_id=a.tenant.id, customer_id=a.customer_ids[0])
+        uow.commit()
+    client = TestClient(app_client.app, cookies={SESSION_COOKIE: cookie})
+    csrf = csrf_of(client, "/app/login")
+
+    wrong = check_matrix(client, frozenset({"customer.self"}), a, csrf)
+
+    assert wrong == {}
+
+
+def test_every_route_names_a_permission_unless_it_is_public_on_purpose(app_client: TestClient) -> None:
+    app = app_client.app
+    routes = api_routes(app)  # type: ignore[arg-type]
+
+    unguarded = sorted({r.path for r in routes if not r.guarded} - set(PUBLIC_ROUTES))
+    public_but_guarded = sorted({r.path for r in routes if r.guarded} & set(PUBLIC_ROUTES))
+    stale = sorted(set(PUBLIC_ROUTES) - {r.path for r in routes})
+
+    assert unguarded == [], "these routes need Depends(Requires(...)) or uow_with(...)"
+    assert (public_but_guarded, stale) == ([], []), "PUBLIC_ROUTES is out of date"
+    assert {path for path, _ in plain_routes(app)} == PUBLIC_PLAIN_ROUTES  # type: ignore[arg-type]
+    assert set(mounts(app)) == PUBLIC_MOUNTS  # type: ignore[arg-type]
