@@ -34,23 +34,47 @@ EVERYTHING = frozenset({"meter.manage", "meter.install"})
 def _setup(db: Database) -> object:
     tenant = make_tenant(db, "alpha", "ALP")
     with db.unit_of_work(tenant=tenant.id) as uow:
-        uow.session.add(MeterModel(code="G1.6", name="G1.6", manufacturer="M", manufacturer_code=96,
-                                   qmax_litres_per_hour=2500, mode="currency", credit_subclass=6,
-                                   base_units_per_count=10, token_classes=[0, 1, 2]))
-        do_store_vending_key(uow.session, master_key=MASTER, key_id="test", label="STS test key",
-                             vending_key=STS_TEST_VENDING_KEY, sgc=STS_TEST_SGC, is_test_key=True)
-        do_register_customer(uow.session, name="Asha Rao", phone="9812345678", charge_area_code="ALP-CA1",
-                             address="1 A St")
-        do_register_customer(uow.session, name="Bina Das", phone="9812345679", charge_area_code="ALP-CA1",
-                             address="2 A St")
+        uow.session.add(
+            MeterModel(
+                code="G1.6",
+                name="G1.6",
+                manufacturer="M",
+                manufacturer_code=96,
+                qmax_litres_per_hour=2500,
+                mode="currency",
+                credit_subclass=6,
+                base_units_per_count=10,
+                token_classes=[0, 1, 2],
+            )
+        )
+        do_store_vending_key(
+            uow.session,
+            master_key=MASTER,
+            key_id="test",
+            label="STS test key",
+            vending_key=STS_TEST_VENDING_KEY,
+            sgc=STS_TEST_SGC,
+            is_test_key=True,
+        )
+        do_register_customer(
+            uow.session, name="Asha Rao", phone="9812345678", charge_area_code="ALP-CA1", address="1 A St"
+        )
+        do_register_customer(
+            uow.session, name="Bina Das", phone="9812345679", charge_area_code="ALP-CA1", address="2 A St"
+        )
         uow.commit()
     return tenant
 
 
 def _register(db: Database, tenant: object, drn: int = 1, serial: str = "SN0001") -> Meter:
     with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
-        meter = do_register_meter(uow.session, serial=serial, sts_meter_number=sts_meter_number(drn),
-                                  model_code="G1.6", vending_key_id="test")
+        meter = do_register_meter(
+            uow.session,
+            serial=serial,
+            sts_meter_number=sts_meter_number(drn),
+            model_code="G1.6",
+            vending_key_id="test",
+        )
         uow.commit()
     return meter
 
@@ -65,7 +89,8 @@ def test_a_vending_key_is_stored_encrypted_and_never_audited_in_clear(db: Databa
     with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:  # type: ignore[attr-defined]
         row = uow.session.execute(select(VendingKey)).scalar_one()
         audit_after = uow.session.execute(
-            select(AuditEntry.after).where(AuditEntry.action == "vending_key.create")).scalar_one()
+            select(AuditEntry.after).where(AuditEntry.action == "vending_key.create")
+        ).scalar_one()
     assert STS_TEST_VENDING_KEY.hex() not in str(row.vault_blob)
     assert audit_after["vault_blob"] == "[redacted]"
 
@@ -75,8 +100,10 @@ def test_the_decoder_key_is_derived_from_the_stored_vending_key(db: Database) ->
     meter = _register(db, tenant, drn=0)
     with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:  # type: ignore[attr-defined]
         key = decoder_key_for(uow.session, uow.session.merge(meter), master_key=MASTER)
-    expected = derive_decoder_key_dkga04(STS_TEST_VENDING_KEY, DecoderKeyParameters(
-        pan="600727000000000009", sgc="123457", ti=1, kt=2, krn=1, base_date=2014))
+    expected = derive_decoder_key_dkga04(
+        STS_TEST_VENDING_KEY,
+        DecoderKeyParameters(pan="600727000000000009", sgc="123457", ti=1, kt=2, krn=1, base_date=2014),
+    )
     assert key == expected
 
 
@@ -89,14 +116,20 @@ def test_a_registered_meter_starts_in_store_with_history(db: Database) -> None:
     assert [(r.action, r.to_state) for r in rows] == [("start", "in_store")]
 
 
-@pytest.mark.parametrize(("number", "message"), [
-    ("600727000000000008", "valid check digit"), ("60072700000000009", "valid check digit"),
-    ("60072700000000000X", "valid check digit"),
-])
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [
+        ("600727000000000008", "valid check digit"),
+        ("60072700000000009", "valid check digit"),
+        ("60072700000000000X", "valid check digit"),
+    ],
+)
 def test_a_meter_number_with_a_bad_check_digit_is_refused(db: Database, number: str, message: str) -> None:
     tenant = _setup(db)
     with db.unit_of_work(tenant=tenant.id) as uow, pytest.raises(ValidationFailed, match=message):  # type: ignore[attr-defined]
-        do_register_meter(uow.session, serial="SNX", sts_meter_number=number, model_code="G1.6", vending_key_id="test")
+        do_register_meter(
+            uow.session, serial="SNX", sts_meter_number=number, model_code="G1.6", vending_key_id="test"
+        )
     with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:  # type: ignore[attr-defined]
         assert uow.session.execute(select(func.count()).select_from(Meter)).scalar_one() == 0
 
@@ -105,8 +138,13 @@ def test_a_duplicate_serial_is_refused(db: Database) -> None:
     tenant = _setup(db)
     _register(db, tenant, drn=1, serial="SN1")
     with db.unit_of_work(tenant=tenant.id) as uow, pytest.raises(ValidationFailed, match="exists already"):  # type: ignore[attr-defined]
-        do_register_meter(uow.session, serial="sn1", sts_meter_number=sts_meter_number(2), model_code="G1.6",
-                          vending_key_id="test")
+        do_register_meter(
+            uow.session,
+            serial="sn1",
+            sts_meter_number=sts_meter_number(2),
+            model_code="G1.6",
+            vending_key_id="test",
+        )
 
 
 def test_the_lifecycle_installs_a_meter_at_a_customer_and_activates_it(db: Database) -> None:
@@ -115,16 +153,26 @@ def test_the_lifecycle_installs_a_meter_at_a_customer_and_activates_it(db: Datab
     with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
         m = get_meter(uow.session, "SN0001")
         for action in ("allocate", "install", "commission", "activate"):
-            do_meter_transition(uow.session, m, action, permissions=EVERYTHING,
-                                customer_number="ALP-C-00000001" if action == "install" else None)
+            do_meter_transition(
+                uow.session,
+                m,
+                action,
+                permissions=EVERYTHING,
+                customer_number="ALP-C-00000001" if action == "install" else None,
+            )
         uow.commit()
     with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:  # type: ignore[attr-defined]
         m = get_meter(uow.session, "SN0001")
         steps = [(r.from_state, r.to_state) for r in history(uow.session, "meter", meter.id)]
     assert m.state == "active"
     assert m.customer_id is not None
-    assert steps == [(None, "in_store"), ("in_store", "allocated"), ("allocated", "installed"),
-                     ("installed", "commissioned"), ("commissioned", "active")]
+    assert steps == [
+        (None, "in_store"),
+        ("in_store", "allocated"),
+        ("allocated", "installed"),
+        ("installed", "commissioned"),
+        ("commissioned", "active"),
+    ]
 
 
 def test_a_customer_cannot_have_two_live_meters(db: Database) -> None:
@@ -133,12 +181,24 @@ def test_a_customer_cannot_have_two_live_meters(db: Database) -> None:
     _register(db, tenant, drn=2, serial="SN2")
     with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
         for serial in ("SN1", "SN2"):
-            do_meter_transition(uow.session, get_meter(uow.session, serial), "allocate", permissions=EVERYTHING)
-        do_meter_transition(uow.session, get_meter(uow.session, "SN1"), "install", permissions=EVERYTHING,
-                            customer_number="ALP-C-00000001")
+            do_meter_transition(
+                uow.session, get_meter(uow.session, serial), "allocate", permissions=EVERYTHING
+            )
+        do_meter_transition(
+            uow.session,
+            get_meter(uow.session, "SN1"),
+            "install",
+            permissions=EVERYTHING,
+            customer_number="ALP-C-00000001",
+        )
         with pytest.raises(Conflict, match="already has meter SN1"):
-            do_meter_transition(uow.session, get_meter(uow.session, "SN2"), "install", permissions=EVERYTHING,
-                                customer_number="ALP-C-00000001")
+            do_meter_transition(
+                uow.session,
+                get_meter(uow.session, "SN2"),
+                "install",
+                permissions=EVERYTHING,
+                customer_number="ALP-C-00000001",
+            )
 
 
 def test_suspending_needs_a_reason_and_the_right_permission(db: Database) -> None:
@@ -147,12 +207,19 @@ def test_suspending_needs_a_reason_and_the_right_permission(db: Database) -> Non
     with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
         m = get_meter(uow.session, "SN0001")
         for action in ("allocate", "install", "commission", "activate"):
-            do_meter_transition(uow.session, m, action, permissions=EVERYTHING,
-                                customer_number="ALP-C-00000001" if action == "install" else None)
+            do_meter_transition(
+                uow.session,
+                m,
+                action,
+                permissions=EVERYTHING,
+                customer_number="ALP-C-00000001" if action == "install" else None,
+            )
         with pytest.raises(ValidationFailed, match="needs a reason"):
             do_meter_transition(uow.session, m, "suspend", permissions=EVERYTHING)
         with pytest.raises(Exception, match="may not suspend"):
-            do_meter_transition(uow.session, m, "suspend", permissions=frozenset({"meter.install"}), reason="x")
+            do_meter_transition(
+                uow.session, m, "suspend", permissions=frozenset({"meter.install"}), reason="x"
+            )
         assert m.state == "active"
 
 
@@ -202,7 +269,7 @@ def test_concurrent_vends_to_one_meter_never_share_a_tid(db: Database) -> None:
                     uow.commit()
                 with lock:
                     got.append(tid)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=vend) for _ in range(4)]

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from citygas.platform import time as clock
 from citygas.platform.context import Actor
 from citygas.platform.errors import PermissionDenied, ValidationFailed
+from citygas.platform.housekeeping import announce_overdue
 from citygas.platform.outbox import OutboxEvent
 from citygas.platform.uow import Database
 from citygas.platform.workflow import WorkItem, do_transition, history, list_activity, start
@@ -60,8 +61,12 @@ def test_a_definition_with_a_transition_to_an_unknown_state_is_refused() -> None
 
 def test_a_final_state_cannot_be_left() -> None:
     with pytest.raises(WorkflowError, match="leaves a final state"):
-        workflow("bad", initial="a", states=[StateSpec("a"), StateSpec("z", final=True)],
-                 transitions=[t("back", "z", "a")])
+        workflow(
+            "bad",
+            initial="a",
+            states=[StateSpec("a"), StateSpec("z", final=True)],
+            transitions=[t("back", "z", "a")],
+        )
 
 
 def test_starting_opens_a_work_item_in_the_first_queue_with_its_clock(db: Database) -> None:
@@ -70,8 +75,15 @@ def test_starting_opens_a_work_item_in_the_first_queue_with_its_clock(db: Databa
     with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:
         item = uow.session.execute(select(WorkItem)).scalar_one()
         rows = history(uow.session, "complaint", complaint.id)
-    assert (item.state, item.queue_role, item.due_at, item.closed) == ("open", "care_agent", T0 + timedelta(hours=4), False)
-    assert [(r.action, r.from_state, r.to_state, r.actor_label) for r in rows] == [("start", None, "open", "Sunil Surveyor")]
+    assert (item.state, item.queue_role, item.due_at, item.closed) == (
+        "open",
+        "care_agent",
+        T0 + timedelta(hours=4),
+        False,
+    )
+    assert [(r.action, r.from_state, r.to_state, r.actor_label) for r in rows] == [
+        ("start", None, "open", "Sunil Surveyor")
+    ]
 
 
 def test_a_transition_moves_the_row_writes_history_and_restarts_the_clock(db: Database) -> None:
@@ -79,7 +91,9 @@ def test_a_transition_moves_the_row_writes_history_and_restarts_the_clock(db: Da
     complaint = _open(db, tenant.id)
     clock.freeze(T0 + timedelta(hours=1))
     with db.unit_of_work(tenant=tenant.id, actor=SURVEYOR) as uow:
-        do_transition(uow.session, COMPLAINT, complaint, "dispatch", permissions=ALL, reason="meter valve stuck")
+        do_transition(
+            uow.session, COMPLAINT, complaint, "dispatch", permissions=ALL, reason="meter valve stuck"
+        )
         uow.commit()
     with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:
         item = uow.session.execute(select(WorkItem)).scalar_one()
@@ -88,7 +102,11 @@ def test_a_transition_moves_the_row_writes_history_and_restarts_the_clock(db: Da
     assert complaint.state == "in_field"
     assert (item.state, item.queue_role, item.due_at) == ("in_field", "technician", T0 + timedelta(hours=25))
     assert [(r.action, r.from_state, r.to_state, r.reason) for r in rows][-1] == (
-        "dispatch", "open", "in_field", "meter valve stuck")
+        "dispatch",
+        "open",
+        "in_field",
+        "meter valve stuck",
+    )
     assert "workflow.complaint.dispatch" in events
 
 
@@ -98,8 +116,9 @@ def test_a_transition_not_allowed_from_the_current_state_changes_nothing(db: Dat
     with db.unit_of_work(tenant=tenant.id, actor=SURVEYOR) as uow:
         do_transition(uow.session, COMPLAINT, complaint, "resolve", permissions=ALL)
         uow.commit()
-    with db.unit_of_work(tenant=tenant.id, actor=SURVEYOR) as uow, pytest.raises(
-        ValidationFailed, match="cannot send to the field from Resolved; allowed from open"
+    with (
+        db.unit_of_work(tenant=tenant.id, actor=SURVEYOR) as uow,
+        pytest.raises(ValidationFailed, match="cannot send to the field from Resolved; allowed from open"),
     ):
         do_transition(uow.session, COMPLAINT, complaint, "dispatch", permissions=ALL)
     with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:
@@ -117,7 +136,10 @@ def test_a_transition_needs_its_permission(db: Database) -> None:
 def test_a_rejection_needs_a_reason(db: Database) -> None:
     tenant = make_tenant(db, "alpha", "ALP")
     complaint = _open(db, tenant.id)
-    with db.unit_of_work(tenant=tenant.id, actor=SURVEYOR) as uow, pytest.raises(ValidationFailed, match="reject needs a reason"):
+    with (
+        db.unit_of_work(tenant=tenant.id, actor=SURVEYOR) as uow,
+        pytest.raises(ValidationFailed, match="reject needs a reason"),
+    ):
         do_transition(uow.session, COMPLAINT, complaint, "reject", permissions=ALL, reason="  ")
 
 
@@ -144,8 +166,6 @@ def test_the_activity_list_shows_a_roles_open_work_and_what_is_overdue(db: Datab
 
 
 def test_the_sla_watch_announces_each_overdue_item_once(db: Database) -> None:
-    from citygas.platform.housekeeping import announce_overdue
-
     tenant = make_tenant(db, "alpha", "ALP")
     _open(db, tenant.id)
     clock.freeze(T0 + timedelta(hours=5))

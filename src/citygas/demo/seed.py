@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from citygas.customers.service import do_register_customer
 from citygas.customers.models import Customer
+from citygas.customers.service import do_register_customer
 from citygas.identity.rules import ROLE_LABELS, Permission, Role
+from citygas.identity.service import do_create_staff_user
 from citygas.meters.models import MeterModel
 from citygas.meters.rules import sts_meter_number
 from citygas.meters.service import (
@@ -19,9 +20,8 @@ from citygas.meters.service import (
     do_register_meter,
     do_store_vending_key,
 )
-from citygas.platform.settings import get_settings
-from citygas.identity.service import do_create_staff_user
 from citygas.platform.context import Actor
+from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
 from citygas.platform.uow import Database
 
@@ -229,34 +229,65 @@ def _meters(db: Database, tenant: Tenant, cgd: DemoCgd) -> None:
     settings = get_settings()
     with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
         s = uow.session
-        s.add(MeterModel(
-            code="G1.6-BLE", name="G1.6 prepaid gas meter with Bluetooth", manufacturer="Demo Meters Ltd",
-            manufacturer_code=96, qmax_litres_per_hour=2500, mode="currency" if currency else "volume",
-            credit_subclass=6 if currency else 2, base_units_per_count=10 if currency else 100,
-            token_classes=[0, 1, 2],
-        ))
-        do_store_vending_key(s, master_key=settings.master_key_bytes, key_id="sts-test-dkga04",
-                             label="STS conformance TEST key (published; demo only)", vending_key=STS_TEST_VENDING_KEY,
-                             sgc=STS_TEST_SGC, is_test_key=True)
+        s.add(
+            MeterModel(
+                code="G1.6-BLE",
+                name="G1.6 prepaid gas meter with Bluetooth",
+                manufacturer="Demo Meters Ltd",
+                manufacturer_code=96,
+                qmax_litres_per_hour=2500,
+                mode="currency" if currency else "volume",
+                credit_subclass=6 if currency else 2,
+                base_units_per_count=10 if currency else 100,
+                token_classes=[0, 1, 2],
+            )
+        )
+        do_store_vending_key(
+            s,
+            master_key=settings.master_key_bytes,
+            key_id="sts-test-dkga04",
+            label="STS conformance TEST key (published; demo only)",
+            vending_key=STS_TEST_VENDING_KEY,
+            sgc=STS_TEST_SGC,
+            is_test_key=True,
+        )
         customers = s.execute(select(Customer).order_by(Customer.consumer_number)).scalars().all()
         base = (CGDS.index(cgd) + 1) * 1_000_000
-        steps = {"active": ["allocate", "install", "commission", "activate"],
-                 "installed": ["allocate", "install"], "faulty": ["allocate", "install", "commission", "activate",
-                                                                   "report_fault"]}
+        steps = {
+            "active": ["allocate", "install", "commission", "activate"],
+            "installed": ["allocate", "install"],
+            "faulty": ["allocate", "install", "commission", "activate", "report_fault"],
+        }
         for n, customer in enumerate(customers, start=1):
             if n == len(customers):
                 break  # the last household is still waiting for its meter
             target = "installed" if n in (21, 22) else "faulty" if n == 23 else "active"
-            meter = do_register_meter(s, serial=f"{cgd.code}{base + n:08d}", sts_meter_number=sts_meter_number(base + n),
-                                      model_code="G1.6-BLE", vending_key_id="sts-test-dkga04", simulated=True)
+            meter = do_register_meter(
+                s,
+                serial=f"{cgd.code}{base + n:08d}",
+                sts_meter_number=sts_meter_number(base + n),
+                model_code="G1.6-BLE",
+                vending_key_id="sts-test-dkga04",
+                simulated=True,
+            )
             for action in steps[target]:
-                do_meter_transition(s, meter, action, permissions=ALL_PERMISSIONS,
-                                    customer_number=customer.consumer_number if action == "install" else None,
-                                    reason="display blank after rain" if action == "report_fault" else None)
+                do_meter_transition(
+                    s,
+                    meter,
+                    action,
+                    permissions=ALL_PERMISSIONS,
+                    customer_number=customer.consumer_number if action == "install" else None,
+                    reason="display blank after rain" if action == "report_fault" else None,
+                )
         for n in range(1, SPARE_METERS + 3):
-            meter = do_register_meter(s, serial=f"{cgd.code}{base + 900 + n:08d}",
-                                      sts_meter_number=sts_meter_number(base + 900 + n), model_code="G1.6-BLE",
-                                      vending_key_id="sts-test-dkga04", simulated=True)
+            meter = do_register_meter(
+                s,
+                serial=f"{cgd.code}{base + 900 + n:08d}",
+                sts_meter_number=sts_meter_number(base + 900 + n),
+                model_code="G1.6-BLE",
+                vending_key_id="sts-test-dkga04",
+                simulated=True,
+            )
             if n > SPARE_METERS:
                 do_meter_transition(s, meter, "allocate", permissions=ALL_PERMISSIONS)
         uow.because("demo seed").commit()

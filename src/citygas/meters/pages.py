@@ -26,13 +26,18 @@ ReadMeters = Annotated[UnitOfWork, Depends(uow_with(Permission.METER_VIEW))]
 
 @router.get("", response_class=HTMLResponse)
 def meters_page(request: Request, uow: ReadMeters, q: str = "", state: str = "") -> Response:
-    query = (select(Meter, MeterModel, Customer)
-             .join(MeterModel, Meter.model_id == MeterModel.id)
-             .outerjoin(Customer, Meter.customer_id == Customer.id))
+    query = (
+        select(Meter, MeterModel, Customer)
+        .join(MeterModel, Meter.model_id == MeterModel.id)
+        .outerjoin(Customer, Meter.customer_id == Customer.id)
+    )
     if q.strip():
         like = f"%{q.strip().upper()}%"
-        query = query.where((Meter.serial.like(like)) | (Meter.sts_meter_number.like(f"%{q.strip()}%"))
-                            | (Customer.consumer_number.like(like)))
+        query = query.where(
+            (Meter.serial.like(like))
+            | (Meter.sts_meter_number.like(f"%{q.strip()}%"))
+            | (Customer.consumer_number.like(like))
+        )
     if state:
         query = query.where(Meter.state == state)
     rows = uow.session.execute(query.order_by(Meter.serial).limit(200)).all()
@@ -41,16 +46,30 @@ def meters_page(request: Request, uow: ReadMeters, q: str = "", state: str = "")
     return render(request, "meters/list.html", rows=rows, q=q, state=state, states=states)
 
 
-def _detail(request: Request, uow: UnitOfWork, serial: str, status_code: int = 200, **extra: object) -> Response:
+def _detail(
+    request: Request, uow: UnitOfWork, serial: str, status_code: int = 200, **extra: object
+) -> Response:
     meter = get_meter(uow.session, serial)
     model = uow.session.get(MeterModel, meter.model_id)
     customer = uow.session.get(Customer, meter.customer_id) if meter.customer_id else None
     principal = request.state.principal
-    actions = [t for t in METER_LIFECYCLE.available(meter.state)
-               if principal is not None and (t.permission is None or principal.can(t.permission))]
-    return render(request, "meters/detail.html", status_code=status_code, meter=meter, model=model,
-                  customer=customer, history=history(uow.session, "meter", meter.id), actions=actions,
-                  state_label=METER_LIFECYCLE.state(meter.state).label, **extra)
+    actions = [
+        t
+        for t in METER_LIFECYCLE.available(meter.state)
+        if principal is not None and (t.permission is None or principal.can(t.permission))
+    ]
+    return render(
+        request,
+        "meters/detail.html",
+        status_code=status_code,
+        meter=meter,
+        model=model,
+        customer=customer,
+        history=history(uow.session, "meter", meter.id),
+        actions=actions,
+        state_label=METER_LIFECYCLE.state(meter.state).label,
+        **extra,
+    )
 
 
 @router.get("/{serial}", response_class=HTMLResponse)
@@ -60,16 +79,24 @@ def meter_page(request: Request, serial: str, uow: ReadMeters) -> Response:
 
 @router.post("/{serial}/transition", response_class=HTMLResponse)
 def meter_transition(
-    request: Request, serial: str,
+    request: Request,
+    serial: str,
     uow: Annotated[UnitOfWork, Depends(uow_with(Permission.METER_VIEW))],
     principal: Annotated[Principal, Depends(Requires(Permission.METER_VIEW))],
-    action: Annotated[str, Form(max_length=40)], reason: Annotated[str, Form(max_length=500)] = "",
+    action: Annotated[str, Form(max_length=40)],
+    reason: Annotated[str, Form(max_length=500)] = "",
     consumer_number: Annotated[str, Form(max_length=24)] = "",
 ) -> Response:
     meter = get_meter(uow.session, serial)
     try:
-        do_meter_transition(uow.session, meter, action, permissions=principal.permissions,
-                            reason=reason.strip() or None, customer_number=consumer_number or None)
+        do_meter_transition(
+            uow.session,
+            meter,
+            action,
+            permissions=principal.permissions,
+            reason=reason.strip() or None,
+            customer_number=consumer_number or None,
+        )
     except DomainError as exc:
         uow.rollback()
         return _detail(request, uow, serial, status_code=exc.status, error=exc.detail)

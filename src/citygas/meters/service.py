@@ -18,6 +18,7 @@ from citygas.platform.time import utcnow
 from citygas.sts import (
     DecoderKey,
     DecoderKeyParameters,
+    EncryptionAlgorithm,
     KeyExpiredError,
     KeyGenerationAlgorithm,
     SoftwareKeyVault,
@@ -83,8 +84,8 @@ def decoder_parameters(meter: Meter) -> DecoderKeyParameters:
         kt=meter.kt,
         krn=meter.krn,
         base_date=meter.base_date,
-        ea=meter.ea,
-        dkga=meter.dkga,
+        ea=EncryptionAlgorithm(meter.ea),
+        dkga=KeyGenerationAlgorithm(meter.dkga),
     )
 
 
@@ -215,9 +216,11 @@ def allocate_tid(session: Session, meter: Meter, *, now: datetime) -> int:
         .returning(Meter.last_tid)
         .execution_options(synchronize_session=False)
     ).scalar_one()
+    if tid is None:  # cannot happen: the CASE always yields a number
+        raise Conflict("no TID could be allocated")
     try:
-        check_key_not_expired(int(tid), meter.ken)
+        check_key_not_expired(tid, meter.ken)
     except KeyExpiredError as exc:
         raise Conflict(str(exc)) from exc
     session.expire(meter, ["last_tid"])
-    return int(tid)
+    return tid
