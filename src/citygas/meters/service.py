@@ -141,7 +141,7 @@ def do_register_meter(
     except ValueError as exc:
         raise ValidationFailed(str(exc)) from exc
     session.add(meter)
-    workflow.start(session, METER_LIFECYCLE, meter, title=f"Meter {serial}")
+    workflow.start(session, METER_LIFECYCLE, meter, title=f"Meter {serial}", link=f"/ops/meters/{serial}")
     try:
         with session.begin_nested():
             session.flush()

@@ -37,8 +37,8 @@ class Alarm(StrEnum):
 
 
 class EventCode(StrEnum):
-    TOKEN_ACCEPTED = "token_accepted"
-    TOKEN_REJECTED = "token_rejected"
+    TOKEN_ACCEPTED = "token_accepted"  # noqa: S105 - an event name, not a password
+    TOKEN_REJECTED = "token_rejected"  # noqa: S105 - an event name, not a password
     VALVE_OPENED = "valve_opened"
     VALVE_CLOSED = "valve_closed"
     VALVE_ARMED = "valve_armed"

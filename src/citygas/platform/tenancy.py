@@ -91,7 +91,6 @@ def _scoped_entities(statement: Any) -> set[type[TenantScoped]]:
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_to_tenant(state: ORMExecuteState) -> None:
-    return  # TAMPER EXPERIMENT
     if not (state.is_select or state.is_update or state.is_delete):
         return
     tenant = state.session.info.get(TENANT_KEY)

@@ -55,6 +55,7 @@ class WorkItem(IdMixin, TenantScoped, Audited, Base):
     workflow: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[uuid.UUID]
     title: Mapped[str] = mapped_column(String(200))
+    link: Mapped[str] = mapped_column(String(300), default="")  # where a person opens the item
     state: Mapped[str] = mapped_column(String(40))
     queue_role: Mapped[str | None] = mapped_column(String(32))
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -71,7 +72,9 @@ class StatefulRow(Protocol):
     state: str
 
 
-def start(session: Session, definition: WorkflowDefinition, entity: StatefulRow, *, title: str) -> WorkItem:
+def start(
+    session: Session, definition: WorkflowDefinition, entity: StatefulRow, *, title: str, link: str = ""
+) -> WorkItem:
     """Put a new row into its process's initial state and open its work item."""
     now = utcnow()
     entity.state = definition.initial
@@ -82,6 +85,7 @@ def start(session: Session, definition: WorkflowDefinition, entity: StatefulRow,
         workflow=definition.name,
         entity_id=entity.id,
         title=title,
+        link=link,
         state=definition.initial,
         queue_role=spec.queue_role,
         opened_at=now,

@@ -262,6 +262,7 @@ def upgrade() -> None:
         sa.Column("workflow", sa.String(length=40), nullable=False),
         sa.Column("entity_id", sa.Uuid(), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("link", sa.String(length=300), nullable=False),
         sa.Column("state", sa.String(length=40), nullable=False),
         sa.Column("queue_role", sa.String(length=32), nullable=True),
         sa.Column("assignee_id", sa.Uuid(), nullable=True),
