@@ -81,8 +81,9 @@ def db(engine: Engine) -> Iterator[Database]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(environment="test", database_url=database_url, log_json=False)
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(environment="test", database_url=database_url, log_json=False,
+                    simulator_state_dir=tmp_path / "simulator")
 
 
 @pytest.fixture

@@ -161,6 +161,76 @@ def demo_api_key(slug: str, scopes: tuple[str, ...]) -> None:
 
 
 @main.group()
+def meter() -> None:
+    """Meters: the simulator, the fleet simulator, demo tokens."""
+
+
+@meter.command("fleet")
+@click.option("--meters", "count", default=1000, show_default=True, type=click.IntRange(1, 10_000_000))
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--seed", default=1906, show_default=True)
+@click.option("--start", "start_text", default="2026-01-01", show_default=True, help="First day (YYYY-MM-DD).")
+def meter_fleet(count: int, days: int, seed: int, start_text: str) -> None:
+    """Simulate a fleet of households using gas and topping up, and print what it used."""
+    from datetime import date  # noqa: PLC0415
+
+    from citygas.meters.fleet import simulate_fleet  # noqa: PLC0415
+    from citygas.platform.money import format_inr, format_scm  # noqa: PLC0415
+
+    try:
+        start = date.fromisoformat(start_text)
+    except ValueError as exc:
+        raise click.BadParameter("use YYYY-MM-DD", param_hint="--start") from exc
+    with click.progressbar(length=count, label=f"{count} meters × {days} days", file=sys.stderr) as bar:
+        result = simulate_fleet(count, days, seed=seed, start=start, progress=bar.update)
+    click.echo(f"meter-days:            {result.meter_days}")
+    click.echo(f"gas used:              {format_scm(result.total_litres)} "
+               f"({result.mean_litres_per_meter_day / 1000:.3f} SCM per meter-day)")
+    click.echo(f"top-ups:               {result.top_ups} ({format_inr(result.credit_loaded_paise)})")
+    click.echo(f"tokens accepted:       {result.tokens_accepted}")
+    click.echo(f"valve closures:        {result.closures}; closed at the end: {result.meters_closed_at_end}")
+    click.echo(f"emergency credit:      {result.emergency_credit_taken} times")
+    click.echo(f"households away:       {result.away_meter_days} meter-days")
+    tampers = ", ".join(f"{k} {v}" for k, v in sorted(result.tamper_events.items())) or "none"
+    click.echo(f"tamper events:         {tampers}")
+
+
+@meter.command("simulate")
+@click.option("--host", default=None)
+@click.option("--port", default=8001, show_default=True)
+@click.option("--speed", default=1.0, show_default=True, help="Run the meters' time this many times faster.")
+def meter_simulate(host: str | None, port: int, speed: float) -> None:
+    """Serve the simulated meters (pages and the meter-link WebSocket) on their own port."""
+    import os  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+
+    os.environ["CITYGAS_SIMULATOR"] = "true"
+    os.environ["CITYGAS_SIMULATOR_SPEED"] = str(speed)
+    os.environ["CITYGAS_RUN_WORKER_IN_PROCESS"] = "false"
+    get_settings.cache_clear()
+    settings = get_settings()
+    click.echo(f"simulated meters on http://{host or settings.host}:{port}/sim/meters (time × {speed})")
+    uvicorn.run("citygas.web.app:create_app_from_env", factory=True, host=host or settings.host, port=port,
+                log_config=None)
+
+
+@meter.command("test-token")
+@click.argument("serial")
+@click.option("--amount", "amount_text", required=True, help="Rupees (currency meters) or SCM (volume meters).")
+def meter_test_token(serial: str, amount_text: str) -> None:
+    """Print a credit token for a meter keyed with the published STS TEST key (demo meters only).
+
+    Real meters get credit only through a paid vend. The test key is public, so a token made with it
+    can only ever credit a demo meter; the TID still comes from the registry, as a vend's would.
+    """
+    from citygas.meters.test_tokens import issue_demo_credit  # noqa: PLC0415
+
+    result = issue_demo_credit(_database(), serial=serial, amount_text=amount_text)
+    click.echo(f"{result.grouped}    ({result.description}; TID {result.tid}; STS TEST KEY — demo only)")
+
+
+@main.group()
 def audit() -> None:
     """The audit log."""
 

@@ -2,19 +2,23 @@
 
 from citygas.customers import models as customers_models
 from citygas.identity import models as identity_models
+from citygas.ledger import models as ledger_models
 from citygas.meters import models as meters_models
 from citygas.platform import audit, jobs, numbers, outbox, tenancy, workflow
 from citygas.platform.db import Base
+from citygas.tariffs import models as tariffs_models
 
 __all__ = [
     "Base",
     "audit",
     "customers_models",
     "identity_models",
+    "ledger_models",
     "jobs",
     "meters_models",
     "numbers",
     "outbox",
+    "tariffs_models",
     "tenancy",
     "workflow",
 ]

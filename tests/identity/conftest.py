@@ -23,7 +23,9 @@ PASSWORD = "correct-horse-battery"
 def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """argon2 at production cost takes ~0.15 s a hash. These tests are about the login rules, not
     the hash cost, so they hash cheaply; the hash is still argon2id and is verified the same way."""
-    monkeypatch.setattr(identity_service, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(
+        identity_service, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
 
 
 @pytest.fixture
@@ -51,7 +53,12 @@ def read_user(db: Database, user_id: uuid.UUID) -> StaffUser:
 
 def register_customer(db: Database, tenant: Tenant, *, name: str, phone: str) -> Customer:
     with db.unit_of_work(tenant=tenant.id, actor=TEST_ACTOR) as uow:
-        customer = do_register_customer(uow.session, name=name, phone=phone, charge_area_code=f"{tenant.code}-CA1",
-                                        address="12 Paud Road, Kothrud")
+        customer = do_register_customer(
+            uow.session,
+            name=name,
+            phone=phone,
+            charge_area_code=f"{tenant.code}-CA1",
+            address="12 Paud Road, Kothrud",
+        )
         uow.commit()
         return customer

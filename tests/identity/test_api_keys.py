@@ -33,10 +33,15 @@ def manager(app_client: TestClient, db: Database, alpha: Tenant) -> TestClient:
 
 def create_key(client: TestClient, name: str, scopes: list[str]) -> Response:
     token = csrf_from(client.get("/cgd/api-keys").text)
-    return client.post("/cgd/api-keys", data={"name": name, "scopes": scopes, "csrf_token": token})
+    response: Response = client.post(
+        "/cgd/api-keys", data={"name": name, "scopes": scopes, "csrf_token": token}
+    )
+    return response
 
 
-def new_key(client: TestClient, name: str = "SAP IS-U customer sync", scopes: tuple[str, ...] = ("customers:read",)) -> str:
+def new_key(
+    client: TestClient, name: str = "SAP IS-U customer sync", scopes: tuple[str, ...] = ("customers:read",)
+) -> str:
     response = create_key(client, name, list(scopes))
     assert response.status_code == 200, response.text
     match = KEY_RE.search(response.text)
@@ -45,14 +50,19 @@ def new_key(client: TestClient, name: str = "SAP IS-U customer sync", scopes: tu
 
 
 def api(client: TestClient, path: str, key: str) -> Response:
-    return TestClient(client.app).get(path, headers={"Authorization": f"Bearer {key}"})
+    response: Response = TestClient(client.app).get(path, headers={"Authorization": f"Bearer {key}"})
+    return response
 
 
 def assert_problem(response: Response, status: int, code: str) -> None:
     assert response.status_code == status
     assert response.headers["content-type"] == PROBLEM
     body = response.json()
-    assert (body["status"], body["code"], body["type"]) == (status, code, f"https://citygas.dev/problems/{code}")
+    assert (body["status"], body["code"], body["type"]) == (
+        status,
+        code,
+        f"https://citygas.dev/problems/{code}",
+    )
 
 
 def test_a_new_key_is_shown_once(manager: TestClient, db: Database) -> None:
@@ -65,8 +75,12 @@ def test_a_new_key_is_shown_once(manager: TestClient, db: Database) -> None:
     assert f"cg_{prefix}_…" in again.text
     with db.system(read_only=True) as uow:
         row = uow.session.execute(select(ApiKey)).scalar_one()
-    assert (row.name, row.prefix, row.scopes, row.revoked_at) == ("SAP IS-U customer sync", prefix,
-                                                                  ["customers:read"], None)
+    assert (row.name, row.prefix, row.scopes, row.revoked_at) == (
+        "SAP IS-U customer sync",
+        prefix,
+        ["customers:read"],
+        None,
+    )
     assert row.created_by == "Alpha Manager (alpha.manager)"
 
 
@@ -87,8 +101,15 @@ def test_a_key_reads_the_customers_of_its_tenant(manager: TestClient) -> None:
 
     assert response.status_code == 200
     assert response.json() == {
-        "items": [{"consumer_number": "ALP-C-00000001", "name": "Sunita Kulkarni", "status": "registered",
-                   "charge_area_code": "ALP-CA1", "phone_masked": "••••••1234"}],
+        "items": [
+            {
+                "consumer_number": "ALP-C-00000001",
+                "name": "Sunita Kulkarni",
+                "status": "registered",
+                "charge_area_code": "ALP-CA1",
+                "phone_masked": "••••••1234",
+            }
+        ],
         "next_cursor": None,
     }
 
@@ -99,7 +120,9 @@ def test_a_revoked_key_gets_401(manager: TestClient, db: Database) -> None:
         key_id = uow.session.execute(select(ApiKey.id)).scalar_one()
     token = csrf_from(manager.get("/cgd/api-keys").text)
 
-    revoked = manager.post(f"/cgd/api-keys/{key_id}/revoke", data={"csrf_token": token}, follow_redirects=False)
+    revoked = manager.post(
+        f"/cgd/api-keys/{key_id}/revoke", data={"csrf_token": token}, follow_redirects=False
+    )
 
     assert (revoked.status_code, revoked.headers["location"]) == (303, "/cgd/api-keys")
     response = api(manager, "/api/v1/customers", key)
@@ -132,8 +155,9 @@ def test_a_cgd_viewer_cannot_create_keys(app_client: TestClient, db: Database, a
     token = csrf_from(app_client.get("/account").text)
     before = snapshot(db)
 
-    response = app_client.post("/cgd/api-keys", data={"name": "Mine", "scopes": ["customers:read"],
-                                                      "csrf_token": token})
+    response = app_client.post(
+        "/cgd/api-keys", data={"name": "Mine", "scopes": ["customers:read"], "csrf_token": token}
+    )
 
     assert response.status_code == 403
     assert differences(before, snapshot(db)) == {}
@@ -141,10 +165,20 @@ def test_a_cgd_viewer_cannot_create_keys(app_client: TestClient, db: Database, a
 
 @pytest.mark.parametrize(
     "authorization",
-    ["Bearer", "Bearer ", "Bearer cg_", "Bearer cg_0123456789ab", "Bearer cg_0123456789ab_not-the-secret",
-     "Basic YWxwaGEubWFuYWdlcjpjb3JyZWN0LWhvcnNlLWJhdHRlcnk=", "Token cg_0123456789ab_x", "cg_0123456789ab_x"],
+    [
+        "Bearer",
+        "Bearer ",
+        "Bearer cg_",
+        "Bearer cg_0123456789ab",
+        "Bearer cg_0123456789ab_not-the-secret",
+        "Basic YWxwaGEubWFuYWdlcjpjb3JyZWN0LWhvcnNlLWJhdHRlcnk=",
+        "Token cg_0123456789ab_x",
+        "cg_0123456789ab_x",
+    ],
 )
-def test_a_malformed_or_unknown_authorization_header_gets_401(manager: TestClient, authorization: str) -> None:
+def test_a_malformed_or_unknown_authorization_header_gets_401(
+    manager: TestClient, authorization: str
+) -> None:
     response = TestClient(manager.app).get("/api/v1/customers", headers={"Authorization": authorization})
 
     assert_problem(response, 401, "unauthenticated")

@@ -11,13 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from citygas.identity.models import ApiKey
-from citygas.identity.rules import Role
+from citygas.identity.rules import Permission, Role
 from citygas.identity.service import do_create_api_key
 from citygas.platform.tenancy import Tenant
 from citygas.platform.uow import Database
 from citygas.web.deps import SAFE_METHODS, SESSION_COOKIE
-from tests.conftest import TEST_ACTOR, csrf_from, login
+from tests.conftest import TEST_ACTOR, csrf_from, login, make_tenant
 from tests.identity.conftest import PASSWORD, add_staff, register_customer
+from tests.web.conftest import TenantData, add_meter
 from tests.web.db_snapshot import differences, snapshot
 from tests.web.route_map import RouteInfo, api_routes
 
@@ -32,22 +33,35 @@ class Alpha:
     key_id: uuid.UUID
     consumer_number: str
     phone: str
+    meter_serial: str
 
 
 @pytest.fixture
 def everything(db: Database, alpha: Tenant) -> Alpha:
-    """A user of Alpha Gas holding every role, so that only the CSRF check can refuse a post."""
-    staff = add_staff(db, alpha, "alpha.everything", [r.value for r in Role])
+    """A user of Alpha Gas holding every CGD role, and an operator admin, so that only the CSRF check
+    can refuse a post."""
+    staff = add_staff(db, alpha, "alpha.everything", [r.value for r in Role if r is not Role.OPERATOR_ADMIN])
+    add_staff(
+        db, make_tenant(db, "operator", "OPS", kind="operator"), "operator.admin", [Role.OPERATOR_ADMIN.value]
+    )
     customer = register_customer(db, alpha, name="Sunita Kulkarni", phone="9876501234")
+    meter = TenantData(alpha)
     with db.unit_of_work(tenant=alpha.id, actor=TEST_ACTOR) as uow:
         key, _ = do_create_api_key(uow.session, name="SAP", scopes=["customers:read"], created_by="test")
+        add_meter(uow.session, meter, drn=1001)
         uow.commit()
-    return Alpha(alpha, staff.id, key.id, customer.consumer_number, customer.phone)
+    return Alpha(alpha, staff.id, key.id, customer.consumer_number, customer.phone, meter.meter_serials[0])
 
 
 def path_for(route: RouteInfo, alpha: Alpha) -> str:
-    values = {"consumer_number": alpha.consumer_number, "tenant_id": str(alpha.tenant.id),
-              "key_id": str(alpha.key_id), "user_id": str(alpha.user_id), "action": "disable"}
+    values = {
+        "consumer_number": alpha.consumer_number,
+        "tenant_id": str(alpha.tenant.id),
+        "key_id": str(alpha.key_id),
+        "user_id": str(alpha.user_id),
+        "action": "disable",
+        "serial": alpha.meter_serial,
+    }
     path = route.path
     for name in route.path_params:
         if name not in values:
@@ -68,12 +82,25 @@ def valid_form(route: RouteInfo, alpha: Alpha) -> dict[str, str | list[str]]:
         "/cgd/api-keys": {"name": "Collections feed", "scopes": ["customers:read"]},
         "/cgd/api-keys/{key_id}/revoke": {"reason": "rotated"},
         "/ops/admin/tenants": {"name": "Charlie Gas", "slug": "charlie", "code": "CHR", "state": "Goa"},
-        "/ops/admin/tenants/{tenant_id}/areas": {"code": "ALPGA2", "name": "Second GA", "state": "Maharashtra"},
-        "/ops/admin/tenants/{tenant_id}/charge-areas": {"ga_code": "ALPGA", "code": "ALP-CA2", "name": "Town 2",
-                                                        "pincode": "411002"},
-        "/ops/admin/tenants/{tenant_id}/users": {"username": "alpha.newbie", "full_name": "New Bie",
-                                                 "password": "long-enough-password", "roles": ["technician"]},
+        "/ops/admin/tenants/{tenant_id}/areas": {
+            "code": "ALPGA2",
+            "name": "Second GA",
+            "state": "Maharashtra",
+        },
+        "/ops/admin/tenants/{tenant_id}/charge-areas": {
+            "ga_code": "ALPGA",
+            "code": "ALP-CA2",
+            "name": "Town 2",
+            "pincode": "411002",
+        },
+        "/ops/admin/tenants/{tenant_id}/users": {
+            "username": "alpha.newbie",
+            "full_name": "New Bie",
+            "password": "long-enough-password",
+            "roles": ["technician"],
+        },
         "/ops/admin/users/{user_id}/{action}": {"tenant_id": str(alpha.tenant.id)},
+        "/ops/meters/{serial}/transition": {"action": "install", "consumer_number": alpha.consumer_number},
     }
     if route.path not in forms:
         pytest.fail(f"{route.path} takes a form this test does not know; add a valid one in {__file__}")
@@ -81,44 +108,70 @@ def valid_form(route: RouteInfo, alpha: Alpha) -> dict[str, str | list[str]]:
 
 
 def form_posts(client: TestClient) -> list[tuple[RouteInfo, str]]:
-    routes = [(route, method) for route in api_routes(client.app)  # type: ignore[arg-type]
-              for method in route.methods if method not in SAFE_METHODS and not route.is_api]
+    routes = [
+        (route, method)
+        for route in api_routes(client.app)  # type: ignore[arg-type]
+        for method in route.methods
+        if method not in SAFE_METHODS and not route.is_api
+    ]
     assert len(routes) >= 13, routes
     return routes
 
 
-def test_every_form_post_without_a_csrf_token_is_refused_and_changes_nothing(
-    app_client: TestClient, db: Database, everything: Alpha,
-) -> None:
+def logged_in_pair(app_client: TestClient) -> tuple[TestClient, TestClient]:
+    """(Alpha's user with every CGD role, the operator admin), each logged in."""
+    operator = TestClient(app_client.app)
     login(app_client, "alpha.everything", PASSWORD)
+    login(operator, "operator.admin", PASSWORD)
+    return app_client, operator
+
+
+def client_for(route: RouteInfo, pair: tuple[TestClient, TestClient]) -> TestClient:
+    return pair[1] if Permission.TENANT_MANAGE in route.needs() else pair[0]
+
+
+def test_every_form_post_without_a_csrf_token_is_refused_and_changes_nothing(
+    app_client: TestClient,
+    db: Database,
+    everything: Alpha,
+) -> None:
+    pair = logged_in_pair(app_client)
     before = snapshot(db)
 
     refused: dict[str, int] = {}
     for route, method in form_posts(app_client):
-        response = app_client.request(method, path_for(route, everything), data=valid_form(route, everything),
-                                      follow_redirects=False)
+        response = client_for(route, pair).request(
+            method, path_for(route, everything), data=valid_form(route, everything), follow_redirects=False
+        )
         refused[f"{method} {route.path}"] = response.status_code
         assert EXPIRED in response.text, f"{method} {route.path}: {response.status_code}"
 
     assert set(refused.values()) == {403}, refused
     assert differences(before, snapshot(db)) == {}
-    assert app_client.get("/api/v1/me").status_code == 200  # the logout posts did not log out
+    assert [c.get("/api/v1/me").status_code for c in pair] == [200, 200]  # the logout posts did not log out
 
 
 def test_every_form_post_with_another_sessions_token_is_refused_and_changes_nothing(
-    app_client: TestClient, db: Database, everything: Alpha,
+    app_client: TestClient,
+    db: Database,
+    everything: Alpha,
 ) -> None:
     add_staff(db, everything.tenant, "alpha.other", ["back_office"])
     other = TestClient(app_client.app)
     login(other, "alpha.other", PASSWORD)
     foreign_token = csrf_from(other.get("/account").text)
-    login(app_client, "alpha.everything", PASSWORD)
+    pair = logged_in_pair(app_client)
     before = snapshot(db)
 
     statuses = {
-        f"{method} {route.path}": app_client.request(
-            method, path_for(route, everything), follow_redirects=False,
-            data={**valid_form(route, everything), "csrf_token": foreign_token}).status_code
+        f"{method} {route.path}": client_for(route, pair)
+        .request(
+            method,
+            path_for(route, everything),
+            follow_redirects=False,
+            data={**valid_form(route, everything), "csrf_token": foreign_token},
+        )
+        .status_code
         for route, method in form_posts(app_client)
     }
 
@@ -127,13 +180,18 @@ def test_every_form_post_with_another_sessions_token_is_refused_and_changes_noth
 
 
 def test_the_login_form_needs_the_double_submit_cookie(
-    app_client: TestClient, db: Database, everything: Alpha,
+    app_client: TestClient,
+    db: Database,
+    everything: Alpha,
 ) -> None:
     token = csrf_from(app_client.get("/login").text)
     cookieless = TestClient(app_client.app)
 
-    response = cookieless.post("/login", data={"username": "alpha.everything", "password": PASSWORD,
-                                               "csrf_token": token}, follow_redirects=False)
+    response = cookieless.post(
+        "/login",
+        data={"username": "alpha.everything", "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
 
     assert response.status_code == 403
     assert EXPIRED in response.text
@@ -141,13 +199,16 @@ def test_the_login_form_needs_the_double_submit_cookie(
 
 
 def test_the_token_may_come_in_the_x_csrf_token_header(
-    app_client: TestClient, db: Database, everything: Alpha,
+    app_client: TestClient,
+    db: Database,
+    everything: Alpha,
 ) -> None:
     login(app_client, "alpha.everything", PASSWORD)
     token = csrf_from(app_client.get("/account").text)
 
-    response = app_client.post(f"/cgd/api-keys/{everything.key_id}/revoke", headers={"X-CSRF-Token": token},
-                               follow_redirects=False)
+    response = app_client.post(
+        f"/cgd/api-keys/{everything.key_id}/revoke", headers={"X-CSRF-Token": token}, follow_redirects=False
+    )
 
     assert response.status_code == 303
     with db.system(read_only=True) as uow:

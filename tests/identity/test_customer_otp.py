@@ -46,13 +46,16 @@ def customer(db: Database, alpha: Tenant) -> Customer:
 
 def request_code(client: TestClient, phone: str) -> Response:
     token = csrf_from(client.get("/app/login").text)
-    return client.post("/app/login", data={"phone": phone, "csrf_token": token})
+    response: Response = client.post("/app/login", data={"phone": phone, "csrf_token": token})
+    return response
 
 
 def verify(client: TestClient, phone: str, code: str) -> Response:
     token = csrf_from(client.get("/app/login").text)
-    return client.post("/app/login/verify", data={"phone": phone, "code": code, "csrf_token": token},
-                       follow_redirects=False)
+    response: Response = client.post(
+        "/app/login/verify", data={"phone": phone, "code": code, "csrf_token": token}, follow_redirects=False
+    )
+    return response
 
 
 def sms_sent_to(db: Database, phone: str) -> list[str]:
@@ -78,8 +81,13 @@ def count(db: Database, model: type[object]) -> int:
 
 def sms_events(db: Database) -> int:
     with db.system(read_only=True) as uow:
-        return int(uow.session.execute(select(func.count()).select_from(OutboxEvent)
-                                       .where(OutboxEvent.topic == "notification.requested")).scalar_one())
+        return int(
+            uow.session.execute(
+                select(func.count())
+                .select_from(OutboxEvent)
+                .where(OutboxEvent.topic == "notification.requested")
+            ).scalar_one()
+        )
 
 
 def wrong_code_for(code: str) -> str:
@@ -87,7 +95,9 @@ def wrong_code_for(code: str) -> str:
 
 
 def test_a_registered_phone_is_sent_a_six_digit_code_by_sms(
-    app_client: TestClient, db: Database, customer: Customer,
+    app_client: TestClient,
+    db: Database,
+    customer: Customer,
 ) -> None:
     response = request_code(app_client, "+91 98765 01234")
 
@@ -95,7 +105,8 @@ def test_a_registered_phone_is_sent_a_six_digit_code_by_sms(
     assert f"If {PHONE} is registered, we have sent a 6-digit code by SMS." in response.text
     code = code_from(db, PHONE)
     assert sms_sent_to(db, PHONE)[-1] == (
-        f"{code} is your Alpha Gas login code. It expires in 5 minutes. Never share it.")
+        f"{code} is your Alpha Gas login code. It expires in 5 minutes. Never share it."
+    )
     assert 'data-testid="dev-otp"' not in response.text  # the code is shown on the page in development only
 
 
@@ -106,10 +117,16 @@ def test_the_code_is_stored_only_as_a_hash(app_client: TestClient, db: Database,
     with db.system(read_only=True) as uow:
         challenge = uow.session.execute(select(OtpChallenge)).scalar_one()
     assert challenge.code_hash == sha256_hex(f"{PHONE}:{code}")
-    assert (challenge.phone, challenge.expires_at, challenge.attempts) == (PHONE, T0 + timedelta(minutes=5), 0)
+    assert (challenge.phone, challenge.expires_at, challenge.attempts) == (
+        PHONE,
+        T0 + timedelta(minutes=5),
+        0,
+    )
 
 
-def test_the_right_code_logs_the_household_in(app_client: TestClient, db: Database, customer: Customer) -> None:
+def test_the_right_code_logs_the_household_in(
+    app_client: TestClient, db: Database, customer: Customer
+) -> None:
     request_code(app_client, PHONE)
 
     response = verify(app_client, PHONE, code_from(db, PHONE))
@@ -120,10 +137,16 @@ def test_the_right_code_logs_the_household_in(app_client: TestClient, db: Databa
     assert "Sunita Kulkarni" in home.text
     with db.system(read_only=True) as uow:
         session = uow.session.execute(select(WebSession)).scalar_one()
-    assert (session.kind, session.customer_id, session.expires_at) == ("customer", customer.id, T0 + timedelta(days=30))
+    assert (session.kind, session.customer_id, session.expires_at) == (
+        "customer",
+        customer.id,
+        T0 + timedelta(days=30),
+    )
 
 
-def test_a_wrong_code_is_refused_and_counted(app_client: TestClient, db: Database, customer: Customer) -> None:
+def test_a_wrong_code_is_refused_and_counted(
+    app_client: TestClient, db: Database, customer: Customer
+) -> None:
     request_code(app_client, PHONE)
     code = code_from(db, PHONE)
 
@@ -156,7 +179,9 @@ def test_an_expired_code_is_refused(app_client: TestClient, db: Database, custom
 
 
 def test_five_wrong_codes_spend_the_challenge_so_the_right_one_no_longer_works(
-    app_client: TestClient, db: Database, customer: Customer,
+    app_client: TestClient,
+    db: Database,
+    customer: Customer,
 ) -> None:
     request_code(app_client, PHONE)
     code = code_from(db, PHONE)
@@ -182,7 +207,9 @@ def test_a_code_logs_in_once_only(app_client: TestClient, db: Database, customer
     assert count(db, WebSession) == 1
 
 
-def test_a_sixth_code_in_an_hour_is_refused_with_429(app_client: TestClient, db: Database, customer: Customer) -> None:
+def test_a_sixth_code_in_an_hour_is_refused_with_429(
+    app_client: TestClient, db: Database, customer: Customer
+) -> None:
     for minute in range(5):
         clock.freeze(T0 + timedelta(minutes=minute))
         assert request_code(app_client, PHONE).status_code == 200
@@ -195,7 +222,9 @@ def test_a_sixth_code_in_an_hour_is_refused_with_429(app_client: TestClient, db:
     assert len(sms_sent_to(db, PHONE)) == 5
 
 
-def test_codes_may_be_requested_again_an_hour_later(app_client: TestClient, db: Database, customer: Customer) -> None:
+def test_codes_may_be_requested_again_an_hour_later(
+    app_client: TestClient, db: Database, customer: Customer
+) -> None:
     for _ in range(5):
         request_code(app_client, PHONE)
     clock.freeze(T0 + timedelta(hours=1))
@@ -204,7 +233,9 @@ def test_codes_may_be_requested_again_an_hour_later(app_client: TestClient, db: 
 
 
 def test_an_unregistered_phone_gets_the_same_answer_and_no_sms(
-    app_client: TestClient, db: Database, customer: Customer,
+    app_client: TestClient,
+    db: Database,
+    customer: Customer,
 ) -> None:
     registered = request_code(app_client, PHONE)
     events_before = sms_events(db)
@@ -218,7 +249,9 @@ def test_an_unregistered_phone_gets_the_same_answer_and_no_sms(
 
 
 def test_an_unregistered_phone_is_rate_limited_like_a_registered_one(
-    app_client: TestClient, db: Database, customer: Customer,
+    app_client: TestClient,
+    db: Database,
+    customer: Customer,
 ) -> None:
     for _ in range(5):
         request_code(app_client, STRANGER)
@@ -227,7 +260,9 @@ def test_an_unregistered_phone_is_rate_limited_like_a_registered_one(
 
 
 def test_a_number_that_is_not_an_indian_mobile_is_refused(
-    app_client: TestClient, db: Database, customer: Customer,
+    app_client: TestClient,
+    db: Database,
+    customer: Customer,
 ) -> None:
     response = request_code(app_client, "12345")
 
@@ -236,7 +271,9 @@ def test_a_number_that_is_not_an_indian_mobile_is_refused(
     assert count(db, OtpChallenge) == 0
 
 
-def test_customer_logout_revokes_the_session(app_client: TestClient, db: Database, customer: Customer) -> None:
+def test_customer_logout_revokes_the_session(
+    app_client: TestClient, db: Database, customer: Customer
+) -> None:
     request_code(app_client, PHONE)
     verify(app_client, PHONE, code_from(db, PHONE))
     old_cookie = app_client.cookies[SESSION_COOKIE]

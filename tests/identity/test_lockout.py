@@ -19,10 +19,20 @@ T0 = datetime(2025, 1, 6, 9, 0, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("failures", "lock"),
-    [(0, None), (4, None), (5, timedelta(seconds=30)), (6, timedelta(seconds=60)), (7, timedelta(seconds=120)),
-     (11, timedelta(seconds=1920)), (12, timedelta(hours=1)), (50, timedelta(hours=1))],
+    [
+        (0, None),
+        (4, None),
+        (5, timedelta(seconds=30)),
+        (6, timedelta(seconds=60)),
+        (7, timedelta(seconds=120)),
+        (11, timedelta(seconds=1920)),
+        (12, timedelta(hours=1)),
+        (50, timedelta(hours=1)),
+    ],
 )
-def test_lockout_starts_at_the_threshold_doubles_and_stops_at_an_hour(failures: int, lock: timedelta | None) -> None:
+def test_lockout_starts_at_the_threshold_doubles_and_stops_at_an_hour(
+    failures: int, lock: timedelta | None
+) -> None:
     assert lockout_for(failures, threshold=5) == lock
 
 
@@ -58,7 +68,9 @@ def test_the_fifth_failure_locks_for_30_seconds(app_client: TestClient, db: Data
     assert (user.failed_logins, user.locked_until) == (5, T0 + timedelta(seconds=30))
 
 
-def test_while_locked_the_right_password_is_refused(app_client: TestClient, db: Database, office: Staff) -> None:
+def test_while_locked_the_right_password_is_refused(
+    app_client: TestClient, db: Database, office: Staff
+) -> None:
     fail(app_client, office, 5)
     clock.freeze(T0 + timedelta(seconds=28))
 
@@ -70,7 +82,9 @@ def test_while_locked_the_right_password_is_refused(app_client: TestClient, db: 
 
 
 def test_attempts_while_locked_neither_count_nor_extend_the_lock(
-    app_client: TestClient, db: Database, office: Staff,
+    app_client: TestClient,
+    db: Database,
+    office: Staff,
 ) -> None:
     fail(app_client, office, 5)
 
@@ -83,7 +97,9 @@ def test_attempts_while_locked_neither_count_nor_extend_the_lock(
 
 
 def test_the_right_password_is_accepted_once_the_lock_expires(
-    app_client: TestClient, db: Database, office: Staff,
+    app_client: TestClient,
+    db: Database,
+    office: Staff,
 ) -> None:
     fail(app_client, office, 5)
     clock.freeze(T0 + timedelta(seconds=30))
@@ -96,7 +112,9 @@ def test_the_right_password_is_accepted_once_the_lock_expires(
 
 
 def test_a_failure_after_the_lock_expires_locks_for_twice_as_long(
-    app_client: TestClient, db: Database, office: Staff,
+    app_client: TestClient,
+    db: Database,
+    office: Staff,
 ) -> None:
     fail(app_client, office, 5)
     expired = T0 + timedelta(seconds=30)
@@ -111,7 +129,9 @@ def test_a_failure_after_the_lock_expires_locks_for_twice_as_long(
     assert post_login(app_client, office.username, PASSWORD).status_code == 303
 
 
-def test_a_successful_login_starts_the_count_again(app_client: TestClient, db: Database, office: Staff) -> None:
+def test_a_successful_login_starts_the_count_again(
+    app_client: TestClient, db: Database, office: Staff
+) -> None:
     fail(app_client, office, 4)
     post_login(app_client, office.username, PASSWORD)
 

@@ -21,7 +21,7 @@ from citygas.platform.tenancy import Tenant
 from citygas.platform.uow import Database
 from citygas.web.app import create_app
 from citygas.web.deps import SESSION_COOKIE
-from tests.conftest import TEST_ACTOR, csrf_from
+from tests.conftest import TEST_ACTOR, csrf_from, make_tenant
 from tests.identity.conftest import PASSWORD, add_staff, read_user
 from tests.web.db_snapshot import cells_containing
 
@@ -29,11 +29,22 @@ WRONG = "Wrong username or password"
 T0 = datetime(2025, 1, 6, 9, 0, 0, tzinfo=UTC)
 
 
-def post_login(client: TestClient, username: str, password: str, totp: str = "", next_path: str = "") -> Response:
+def post_login(
+    client: TestClient, username: str, password: str, totp: str = "", next_path: str = ""
+) -> Response:
     page = client.get("/login")
-    return client.post("/login", data={"username": username, "password": password, "totp": totp,
-                                       "next": next_path, "csrf_token": csrf_from(page.text)},
-                       follow_redirects=False)
+    response: Response = client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": password,
+            "totp": totp,
+            "next": next_path,
+            "csrf_token": csrf_from(page.text),
+        },
+        follow_redirects=False,
+    )
+    return response
 
 
 def session_count(db: Database) -> int:
@@ -42,27 +53,42 @@ def session_count(db: Database) -> int:
 
 
 def set_cookie_header(response: Response) -> str:
-    headers = [v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith(SESSION_COOKIE)]
+    headers = [
+        v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith(SESSION_COOKIE)
+    ]
     assert len(headers) == 1, headers
     return str(headers[0])
 
 
 HOMES = {
-    Role.OPERATOR_ADMIN: "/ops/admin/tenants", Role.CGD_MANAGER: "/cgd/", Role.CGD_VIEWER: "/cgd/",
-    Role.BACK_OFFICE: "/ops/", Role.STORE_KEEPER: "/ops/", Role.FIELD_SUPERVISOR: "/ops/",
-    Role.TECHNICIAN: "/field/", Role.METER_READER: "/field/", Role.CARE_AGENT: "/ops/", Role.CSC_AGENT: "/agent/",
+    Role.OPERATOR_ADMIN: "/ops/admin/tenants",
+    Role.CGD_MANAGER: "/cgd/",
+    Role.CGD_VIEWER: "/cgd/",
+    Role.BACK_OFFICE: "/ops/",
+    Role.STORE_KEEPER: "/ops/",
+    Role.FIELD_SUPERVISOR: "/ops/",
+    Role.TECHNICIAN: "/field/",
+    Role.METER_READER: "/field/",
+    Role.CARE_AGENT: "/ops/",
+    Role.CSC_AGENT: "/agent/",
 }
 
 
 # --- success --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("role", list(Role))
 def test_login_redirects_each_role_to_its_home_page_which_opens(
-    app_client: TestClient, db: Database, alpha: Tenant, role: Role,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
+    role: Role,
 ) -> None:
-    add_staff(db, alpha, f"alpha.{role.value}", [role.value])
+    # Only the service provider's own staff may be operator admins.
+    tenant = make_tenant(db, "operator", "OPS", kind="operator") if role is Role.OPERATOR_ADMIN else alpha
+    add_staff(db, tenant, f"{tenant.slug}.{role.value}", [role.value])
 
-    response = post_login(app_client, f"alpha.{role.value}", PASSWORD)
+    response = post_login(app_client, f"{tenant.slug}.{role.value}", PASSWORD)
 
     assert response.status_code == 303
     assert response.headers["location"] == HOMES[role] == home_for(permissions_for(frozenset({role.value})))
@@ -70,7 +96,9 @@ def test_login_redirects_each_role_to_its_home_page_which_opens(
 
 
 def test_a_successful_login_records_the_time_and_opens_one_session(
-    app_client: TestClient, db: Database, alpha: Tenant,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
 ) -> None:
     clock.freeze(T0)
     staff = add_staff(db, alpha, "alpha.manager", ["cgd_manager"])
@@ -92,7 +120,10 @@ def test_login_follows_a_same_site_next_path(app_client: TestClient, db: Databas
 
 @pytest.mark.parametrize("next_path", ["//evil.example/phish", "https://evil.example/", "/\\evil.example"])
 def test_login_ignores_a_next_path_that_leaves_the_site(
-    app_client: TestClient, db: Database, alpha: Tenant, next_path: str,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
+    next_path: str,
 ) -> None:
     add_staff(db, alpha, "alpha.office", ["back_office"])
 
@@ -103,8 +134,11 @@ def test_login_ignores_a_next_path_that_leaves_the_site(
 
 # --- refusals -------------------------------------------------------------------------------------
 
+
 def test_a_wrong_password_is_refused_with_a_generic_message(
-    app_client: TestClient, db: Database, alpha: Tenant,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
 ) -> None:
     staff = add_staff(db, alpha, "alpha.office", ["back_office"])
 
@@ -118,7 +152,9 @@ def test_a_wrong_password_is_refused_with_a_generic_message(
 
 
 def test_an_unknown_username_gets_the_same_message_as_a_wrong_password(
-    app_client: TestClient, db: Database, alpha: Tenant,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
 ) -> None:
     add_staff(db, alpha, "alpha.office", ["back_office"])
 
@@ -131,7 +167,9 @@ def test_an_unknown_username_gets_the_same_message_as_a_wrong_password(
 
 
 def test_a_disabled_user_is_refused_even_with_the_right_password(
-    app_client: TestClient, db: Database, alpha: Tenant,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
 ) -> None:
     staff = add_staff(db, alpha, "alpha.office", ["back_office"])
     with db.unit_of_work(tenant=alpha.id, actor=TEST_ACTOR) as uow:
@@ -148,7 +186,9 @@ def test_a_disabled_user_is_refused_even_with_the_right_password(
 
 
 def test_disabling_a_user_ends_the_sessions_they_already_have(
-    app_client: TestClient, db: Database, alpha: Tenant,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
 ) -> None:
     staff = add_staff(db, alpha, "alpha.office", ["back_office"])
     post_login(app_client, "alpha.office", PASSWORD)
@@ -184,7 +224,9 @@ def a_code_that_is_not_valid_now(totp: pyotp.TOTP) -> str:
     return next(code for code in ("000000", "111111", "222222", "333333") if code not in valid)
 
 
-def test_with_totp_on_the_password_alone_is_not_enough(app_client: TestClient, db: Database, alpha: Tenant) -> None:
+def test_with_totp_on_the_password_alone_is_not_enough(
+    app_client: TestClient, db: Database, alpha: Tenant
+) -> None:
     staff = add_staff(db, alpha, "alpha.office", ["back_office"])
     turn_on_totp(db, alpha, staff.id)
 
@@ -217,7 +259,9 @@ def test_with_totp_on_the_current_code_logs_in(app_client: TestClient, db: Datab
 
 
 def test_with_totp_on_a_right_code_does_not_rescue_a_wrong_password(
-    app_client: TestClient, db: Database, alpha: Tenant,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
 ) -> None:
     staff = add_staff(db, alpha, "alpha.office", ["back_office"])
     totp = turn_on_totp(db, alpha, staff.id)
@@ -247,8 +291,11 @@ def test_totp_is_turned_on_from_the_account_page(app_client: TestClient, db: Dat
     post_login(app_client, "alpha.office", PASSWORD)
     token = csrf_from(app_client.get("/account").text)
 
-    response = app_client.post("/account/totp", data={"secret": SECRET, "code": pyotp.TOTP(SECRET).now(),
-                                                      "csrf_token": token}, follow_redirects=False)
+    response = app_client.post(
+        "/account/totp",
+        data={"secret": SECRET, "code": pyotp.TOTP(SECRET).now(), "csrf_token": token},
+        follow_redirects=False,
+    )
 
     assert (response.status_code, response.headers["location"]) == (303, "/account")
     assert read_user(db, staff.id).totp_secret == SECRET
@@ -256,8 +303,11 @@ def test_totp_is_turned_on_from_the_account_page(app_client: TestClient, db: Dat
 
 # --- the session cookie ---------------------------------------------------------------------------
 
+
 def test_the_session_cookie_is_httponly_and_same_site_lax_but_not_secure_outside_production(
-    app_client: TestClient, db: Database, alpha: Tenant,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
 ) -> None:
     add_staff(db, alpha, "alpha.office", ["back_office"])
 
@@ -272,8 +322,12 @@ def test_the_session_cookie_is_httponly_and_same_site_lax_but_not_secure_outside
 
 def test_the_session_cookie_is_secure_in_production(db: Database, alpha: Tenant, database_url: str) -> None:
     add_staff(db, alpha, "alpha.office", ["back_office"])
-    settings = Settings(environment="production", database_url=database_url, log_json=False,
-                        master_key=base64.b64encode(bytes(range(32))).decode())
+    settings = Settings(
+        environment="production",
+        database_url=database_url,
+        log_json=False,
+        master_key=base64.b64encode(bytes(range(32))).decode(),
+    )
     app = create_app(settings, db=db, run_worker=False)
 
     with TestClient(app, base_url="https://testserver") as client:
@@ -284,7 +338,9 @@ def test_the_session_cookie_is_secure_in_production(db: Database, alpha: Tenant,
     assert "samesite=lax" in header
 
 
-def test_only_a_hash_of_the_session_cookie_is_stored(app_client: TestClient, db: Database, alpha: Tenant) -> None:
+def test_only_a_hash_of_the_session_cookie_is_stored(
+    app_client: TestClient, db: Database, alpha: Tenant
+) -> None:
     add_staff(db, alpha, "alpha.office", ["back_office"])
 
     post_login(app_client, "alpha.office", PASSWORD)
@@ -297,7 +353,9 @@ def test_only_a_hash_of_the_session_cookie_is_stored(app_client: TestClient, db:
 
 
 def test_logout_revokes_the_session_so_the_old_cookie_no_longer_works(
-    app_client: TestClient, db: Database, alpha: Tenant,
+    app_client: TestClient,
+    db: Database,
+    alpha: Tenant,
 ) -> None:
     clock.freeze(T0)
     add_staff(db, alpha, "alpha.office", ["back_office"])

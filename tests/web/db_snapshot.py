@@ -38,8 +38,11 @@ def snapshot(db: Database, *, tenant_id: uuid.UUID | None = None) -> Rows:
 
 def differences(before: Rows, after: Rows) -> dict[str, tuple[int, int]]:
     """Tables whose rows differ, with their row counts before and after."""
-    return {name: (len(before.get(name, [])), len(after.get(name, [])))
-            for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name)}
+    return {
+        name: (len(before.get(name, [])), len(after.get(name, [])))
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    }
 
 
 def cells_containing(db: Database, needle: str) -> list[str]:

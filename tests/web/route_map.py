@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -19,10 +20,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from citygas.web.deps import Requires, verify_csrf
 
-try:  # FastAPI with lazily included routers
-    from fastapi.routing import iter_route_contexts as _iter_route_contexts
-except ImportError:  # pragma: no cover - older FastAPI: app.routes is already flat
-    _iter_route_contexts = None
+# FastAPI with lazily included routers has `iter_route_contexts`; older FastAPI lists routes flat.
+_iter_route_contexts = getattr(fastapi_routing, "iter_route_contexts", None)
 
 
 @dataclass(frozen=True)
@@ -83,9 +82,7 @@ def _info(path: str, methods: set[str], dependant: Dependant) -> RouteInfo:
         path_params=tuple(dict.fromkeys(p.name for d in every for p in d.path_params)),
         query_params=tuple(dict.fromkeys(p.name for d in every for p in d.query_params)),
         header_params=tuple(dict.fromkeys(p.name for d in every for p in d.header_params)),
-        form_fields=tuple(
-            p.name for p in dependant.body_params if type(p.field_info).__name__ == "Form"
-        ),
+        form_fields=tuple(p.name for p in dependant.body_params if type(p.field_info).__name__ == "Form"),
         json_fields=_json_fields(dependant),
         csrf_protected=any(sub.call is verify_csrf for sub in _walk(dependant)),
     )
@@ -103,15 +100,18 @@ def _flat(app: FastAPI) -> Iterator[tuple[BaseRoute, str, set[str], Dependant | 
         return
     for route in app.routes:  # pragma: no cover - older FastAPI
         if isinstance(route, APIRoute):
-            yield route, route.path, set(route.methods), route.dependant
+            yield route, route.path, set(route.methods or ()), route.dependant
         else:
             yield route, getattr(route, "path", ""), set(getattr(route, "methods", None) or ()), None
 
 
 def api_routes(app: FastAPI) -> list[RouteInfo]:
     """Every FastAPI route (API, pages, health), with full paths."""
-    routes = [_info(path, methods, dep) for route, path, methods, dep in _flat(app)
-              if isinstance(route, APIRoute) and dep is not None]
+    routes = [
+        _info(path, methods, dep)
+        for route, path, methods, dep in _flat(app)
+        if isinstance(route, APIRoute) and dep is not None
+    ]
     # Guard against a walk that silently finds nothing (as a naive `isinstance(r, APIRoute)` over
     # `app.routes` does on current FastAPI): these routes exist since the foundation.
     paths = {r.path for r in routes}
@@ -122,8 +122,11 @@ def api_routes(app: FastAPI) -> list[RouteInfo]:
 
 def plain_routes(app: FastAPI) -> list[tuple[str, tuple[str, ...]]]:
     """Starlette routes that are not FastAPI routes (OpenAPI, docs), as (path, methods)."""
-    return [(path, tuple(sorted(methods))) for route, path, methods, _ in _flat(app)
-            if isinstance(route, Route) and not isinstance(route, APIRoute)]
+    return [
+        (path, tuple(sorted(methods)))
+        for route, path, methods, _ in _flat(app)
+        if isinstance(route, Route) and not isinstance(route, APIRoute)
+    ]
 
 
 def mounts(app: FastAPI) -> list[str]:

@@ -35,24 +35,46 @@ PUBLIC_MOUNTS = {"/static"}
 
 
 def fill_path(route: RouteInfo, a: TenantData) -> str:
-    values = {"consumer_number": a.consumer_numbers[0], "tenant_id": str(a.tenant.id), "key_id": str(a.api_key_id),
-              "user_id": str(a.user_ids[0]), "action": "unlock", "serial": a.meter_serials[0]}
+    values = {
+        "consumer_number": a.consumer_numbers[0],
+        "tenant_id": str(a.tenant.id),
+        "key_id": str(a.api_key_id),
+        "user_id": str(a.user_ids[0]),
+        "action": "unlock",
+        "serial": a.meter_serials[0],
+    }
     path = route.path
     for name in route.path_params:
         if name not in values:
-            pytest.fail(f"{route.path}: no value for path parameter {name!r}; add one to fill_path in {__file__}")
+            pytest.fail(
+                f"{route.path}: no value for path parameter {name!r}; add one to fill_path in {__file__}"
+            )
         path = path.replace("{" + name + "}", values[name])
     return path
 
 
-def call(client: TestClient, route: RouteInfo, method: str, a: TenantData, csrf: str,
-         headers: dict[str, str] | None = None) -> Response:
+def call(
+    client: TestClient,
+    route: RouteInfo,
+    method: str,
+    a: TenantData,
+    csrf: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
     data = None if method in SAFE_METHODS else {"csrf_token": csrf}
-    return client.request(method, fill_path(route, a), data=data, headers=headers, follow_redirects=False)
+    response: Response = client.request(
+        method, fill_path(route, a), data=data, headers=headers, follow_redirects=False
+    )
+    return response
 
 
-def check_matrix(client: TestClient, granted: frozenset[str], a: TenantData, csrf: str,
-                 headers: dict[str, str] | None = None) -> dict[str, str]:
+def check_matrix(
+    client: TestClient,
+    granted: frozenset[str],
+    a: TenantData,
+    csrf: str,
+    headers: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Call every guarded route; return the routes whose answer disagrees with `granted`."""
     wrong: dict[str, str] = {}
     for route in api_routes(client.app):  # type: ignore[arg-type]
@@ -73,7 +95,9 @@ def check_matrix(client: TestClient, granted: frozenset[str], a: TenantData, csr
 
 @pytest.mark.parametrize("role", list(Role))
 def test_each_role_reaches_exactly_the_routes_its_permissions_allow(
-    app_client: TestClient, populated: Populated, role: Role,
+    app_client: TestClient,
+    populated: Populated,
+    role: Role,
 ) -> None:
     world = populated.world
     username = "operator.admin" if role is Role.OPERATOR_ADMIN else world.username(world.a, role)
@@ -84,7 +108,9 @@ def test_each_role_reaches_exactly_the_routes_its_permissions_allow(
     assert wrong == {}
 
 
-def test_an_api_key_reaches_exactly_the_routes_its_scopes_allow(app_client: TestClient, populated: Populated) -> None:
+def test_an_api_key_reaches_exactly_the_routes_its_scopes_allow(
+    app_client: TestClient, populated: Populated
+) -> None:
     client = TestClient(app_client.app)
     headers = {"Authorization": f"Bearer {populated.b.api_key}"}
 
@@ -93,10 +119,14 @@ def test_an_api_key_reaches_exactly_the_routes_its_scopes_allow(app_client: Test
     assert wrong == {}
 
 
-def test_a_household_reaches_only_its_own_app(app_client: TestClient, populated: Populated, db: Database) -> None:
+def test_a_household_reaches_only_its_own_app(
+    app_client: TestClient, populated: Populated, db: Database
+) -> None:
     a = populated.a
     with db.system() as uow:
-        cookie = open_web_session(uow.session, kind="customer", tenant_id=a.tenant.id, customer_id=a.customer_ids[0])
+        cookie = open_web_session(
+            uow.session, kind="customer", tenant_id=a.tenant.id, customer_id=a.customer_ids[0]
+        )
         uow.commit()
     client = TestClient(app_client.app, cookies={SESSION_COOKIE: cookie})
     csrf = csrf_of(client, "/app/login")

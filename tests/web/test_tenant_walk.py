@@ -94,8 +94,10 @@ REQUEST_ID = "tenant-walk"
 
 def _lookup(table: dict[str, Values], kind: str, name: str, route: RouteInfo, a: TenantData) -> list[str]:
     if name not in table:
-        pytest.fail(f"{route.path} has a {kind} {name!r} the tenant walk does not know: add it to the tables "
-                    f"in {__file__}, with the value an attacker from another tenant would send")
+        pytest.fail(
+            f"{route.path} has a {kind} {name!r} the tenant walk does not know: add it to the tables "
+            f"in {__file__}, with the value an attacker from another tenant would send"
+        )
     return table[name](a)
 
 
@@ -113,19 +115,29 @@ class Call:
 
     def sent(self) -> list[str]:
         """Everything the caller sent, which an answer may echo (`no customer with consumer number …`)."""
-        parts = [self.path, *self.path_values, *self.query.values(), *self.form.values(), *(self.json or {}).values()]
+        parts = [
+            self.path,
+            *self.path_values,
+            *self.query.values(),
+            *self.form.values(),
+            *(self.json or {}).values(),
+        ]
         return sorted({p for p in parts if p}, key=len, reverse=True)
 
 
-def calls(route: RouteInfo, a: TenantData, *, paths_of: TenantData | None = None, ghost: bool = False) -> Iterator[Call]:
+def calls(
+    route: RouteInfo, a: TenantData, *, paths_of: TenantData | None = None, ghost: bool = False
+) -> Iterator[Call]:
     """The requests to send to `route`: path parameters from A (or from `paths_of`, or ghosts), and every
     query parameter, header and field from A."""
     path_table = {**PATH_VALUES, **GHOST_VALUES} if ghost else PATH_VALUES
     owner = paths_of or a
     choices = [_lookup(path_table, "path parameter", name, route, owner) for name in route.path_params]
     query = {name: _lookup(QUERY_VALUES, "query parameter", name, route, a)[0] for name in route.query_params}
-    headers = {name.replace("_", "-"): _lookup(HEADER_VALUES, "header", name, route, a)[0]
-               for name in route.header_params}
+    headers = {
+        name.replace("_", "-"): _lookup(HEADER_VALUES, "header", name, route, a)[0]
+        for name in route.header_params
+    }
     form = {name: _lookup(FIELD_VALUES, "form field", name, route, a)[0] for name in route.form_fields}
     body = {name: _lookup(FIELD_VALUES, "body field", name, route, a)[0] for name in route.json_fields}
     for combination in itertools.product(*choices):
@@ -133,9 +145,17 @@ def calls(route: RouteInfo, a: TenantData, *, paths_of: TenantData | None = None
         for name, value in zip(route.path_params, combination, strict=True):
             path = path.replace("{" + name + "}", value)
         for method in route.methods:
-            yield Call(method, route, path, query, headers, form, body if route.json_fields else None,
-                       path_values=combination,
-                       carries_identifiers=paths_of is None and bool(set(route.path_params) - NOT_IDENTIFIERS))
+            yield Call(
+                method,
+                route,
+                path,
+                query,
+                headers,
+                form,
+                body if route.json_fields else None,
+                path_values=combination,
+                carries_identifiers=paths_of is None and bool(set(route.path_params) - NOT_IDENTIFIERS),
+            )
 
 
 @dataclass
@@ -150,9 +170,16 @@ class Caller:
         form = dict(call.form)
         if call.method not in SAFE_METHODS and self.login_again is not None:
             form["csrf_token"] = self.csrf
-        return self.client.request(
-            call.method, call.path, params=call.query, data=form or None, json=call.json,
-            headers={**call.headers, **(headers or {}), "X-Request-ID": REQUEST_ID}, follow_redirects=False)
+        response: Response = self.client.request(
+            call.method,
+            call.path,
+            params=call.query,
+            data=form or None,
+            json=call.json,
+            headers={**call.headers, **(headers or {}), "X-Request-ID": REQUEST_ID},
+            follow_redirects=False,
+        )
+        return response
 
     def still_logged_in(self) -> None:
         """The walk posts to /logout too; log in again so the rest of it is not walked anonymously."""
@@ -170,8 +197,11 @@ def leaks(response: Response, call: Call, secrets: list[str]) -> list[str]:
 
 def audit_length(db: Database, tenant_id: uuid.UUID) -> int:
     with db.system(read_only=True) as uow:
-        return int(uow.session.execute(
-            select(func.count()).select_from(AuditEntry).where(AuditEntry.tenant_id == tenant_id)).scalar_one())
+        return int(
+            uow.session.execute(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.tenant_id == tenant_id)
+            ).scalar_one()
+        )
 
 
 @dataclass
@@ -199,12 +229,16 @@ def walk(caller: Caller, populated: Populated, report: WalkReport) -> None:
                 report.problems.append(f"{where} → {response.status_code}, expected 403 (operator only)")
             if call.carries_identifiers:
                 if response.status_code not in (403, 404):
-                    report.problems.append(f"{where} → {response.status_code} for A's identifier, not 403/404")
+                    report.problems.append(
+                        f"{where} → {response.status_code} for A's identifier, not 403/404"
+                    )
                 ghost = next(c for c in calls(route, a, ghost=True) if c.method == call.method)
                 ghost_response = caller.send(ghost)
                 if ghost_response.status_code != response.status_code:
-                    report.problems.append(f"{where} → {response.status_code}, but {ghost_response.status_code} "
-                                           f"for an identifier nobody has: A's row is visible")
+                    report.problems.append(
+                        f"{where} → {response.status_code}, but {ghost_response.status_code} "
+                        f"for an identifier nobody has: A's row is visible"
+                    )
             report.calls += 1
             report.saw_own_data |= any(name in response.text for name in b.customer_names)
             if call.method not in SAFE_METHODS:
@@ -245,7 +279,10 @@ def assert_a_untouched(db: Database, populated: Populated, before: TenantState) 
 
 
 def test_b_s_browser_session_with_every_role_sees_nothing_of_a_and_changes_nothing(
-    app_client: TestClient, populated: Populated, db: Database, a_in_use: TenantState,
+    app_client: TestClient,
+    populated: Populated,
+    db: Database,
+    a_in_use: TenantState,
 ) -> None:
     client = TestClient(app_client.app, raise_server_exceptions=False)
 
@@ -263,10 +300,16 @@ def test_b_s_browser_session_with_every_role_sees_nothing_of_a_and_changes_nothi
 
 
 def test_b_s_api_key_with_every_scope_sees_nothing_of_a_and_changes_nothing(
-    app_client: TestClient, populated: Populated, db: Database, a_in_use: TenantState,
+    app_client: TestClient,
+    populated: Populated,
+    db: Database,
+    a_in_use: TenantState,
 ) -> None:
-    client = TestClient(app_client.app, headers={"Authorization": f"Bearer {populated.b.api_key}"},
-                        raise_server_exceptions=False)
+    client = TestClient(
+        app_client.app,
+        headers={"Authorization": f"Bearer {populated.b.api_key}"},
+        raise_server_exceptions=False,
+    )
     caller = Caller(client)
 
     report = walk_twice(caller, populated)

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default=60.0, description="How long a claimed batch is held before another worker may take it."
     )
     plugins: str = Field(default="", description="Comma-separated modules to import at start-up.")
+    simulator: bool | None = Field(
+        default=None, description="Serve simulated meters under /sim/; on by default except in production."
+    )
+    simulator_speed: float = Field(default=1.0, description="How much faster than real time simulated meters run.")
+    simulator_state_dir: Path | None = Field(default=Path("var/simulator"), description="Where simulated meters keep their state.")
     session_hours: int = 12
     customer_session_days: int = 30
     otp_ttl_seconds: int = 300
@@ -83,6 +88,10 @@ class Settings(BaseSettings):
             # Allowed, but only deliberately: a single-file database is not a production store.
             pass
         return self
+
+    @property
+    def simulator_enabled(self) -> bool:
+        return self.simulator if self.simulator is not None else self.environment is not Environment.PRODUCTION
 
     @property
     def is_development(self) -> bool:

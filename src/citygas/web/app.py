@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,8 @@ from citygas.customers import api as customers_api
 from citygas.identity import pages as identity_pages
 from citygas.meters import api as meters_api
 from citygas.meters import pages as meters_pages
+from citygas.meters import sim_pages
+from citygas.meters.simulator import SimulatorHub
 from citygas.platform.db import make_engine
 from citygas.platform.plugins import load_plugins
 from citygas.platform.settings import Settings, get_settings
@@ -37,7 +40,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
             worker = Worker(database, poll_seconds=settings.worker_poll_seconds,
                             max_attempts=settings.outbox_max_attempts)
             worker.start_in_thread()
+        ticker = asyncio.create_task(_tick_simulator(app)) if app.state.simulator is not None else None
         yield
+        if ticker is not None:
+            ticker.cancel()
+            app.state.simulator.save_all()
         if worker is not None:
             worker.stopping.set()
 
@@ -52,14 +59,29 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
         lifespan=lifespan,
     )
     app.state.db = database
+    app.state.simulator = (
+        SimulatorHub(settings.simulator_state_dir, speed=settings.simulator_speed) if settings.simulator_enabled else None
+    )
     app.state.settings = settings
     app.middleware("http")(request_context)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (health.router, api.router, customers_api.router, meters_api.router, identity_pages.router,
-                   portals.router, meters_pages.router, admin.router):
+                   portals.router, meters_pages.router, sim_pages.router, admin.router):
         app.include_router(router)
     return app
+
+
+async def _tick_simulator(app: FastAPI) -> None:
+    """Let the simulated households cook: advance every live simulated meter once a second."""
+    hub: SimulatorHub = app.state.simulator
+    saved = 0
+    while True:
+        await asyncio.sleep(1)
+        await asyncio.to_thread(hub.tick)
+        saved += 1
+        if saved % 30 == 0:
+            await asyncio.to_thread(hub.save_all)
 
 
 def create_app_from_env() -> FastAPI:

@@ -73,6 +73,7 @@ from citygas.meters.link.messages import (
     SnapshotsResponse,
     StatusResponse,
     TokenResponse,
+    encode_payload,
 )
 from citygas.meters.link.signing import (
     authorise_clock,
@@ -149,6 +150,7 @@ __all__ = [
     "derive_meter_parameter_key",
     "derive_meter_reading_key",
     "encode_frame",
+    "encode_payload",
     "encode_request",
     "encode_response",
     "fragment",

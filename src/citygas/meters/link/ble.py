@@ -30,7 +30,9 @@ def _bleak() -> Any:
     try:
         return importlib.import_module("bleak")
     except ImportError as exc:
-        raise MeterLinkError("the BLE transport needs the optional 'bleak' package: pip install bleak") from exc
+        raise MeterLinkError(
+            "the BLE transport needs the optional 'bleak' package: pip install bleak"
+        ) from exc
 
 
 class BleTransport:

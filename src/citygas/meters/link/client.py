@@ -99,7 +99,7 @@ class MeterLinkClient:
         response = decoded.message
         if isinstance(response, ErrorResponse):
             raise MeterRefusedError(response.code, response.detail)
-        if response.TYPE != RESPONSE_FOR[message.TYPE]:
+        if RESPONSE_FOR[message.TYPE] != response.TYPE:
             raise UnexpectedResponseError(f"{message.TYPE.name} was answered with {response.TYPE.name}")
         return response, frame
 

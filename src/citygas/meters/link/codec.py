@@ -39,6 +39,7 @@ __all__ = [
     "verify_reading",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class DecodedRequest:
     seq: int
@@ -121,4 +122,3 @@ def verify_reading(data: bytes, reading_key: bytes) -> Response:
             f"the {message_type.name} reading's signature does not verify with this meter's key"
         )
     return decode_response(data).message
-

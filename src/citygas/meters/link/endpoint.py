@@ -56,7 +56,6 @@ from citygas.meters.link.messages import (
     encode_payload,
 )
 from citygas.meters.link.signing import check_authorisation
-from citygas.sts.acceptor import AcceptOutcome
 from citygas.meters.types import (
     MeterEvent,
     MeterIdentity,
@@ -65,6 +64,7 @@ from citygas.meters.types import (
     Registers,
     Snapshot,
 )
+from citygas.sts.acceptor import AcceptOutcome
 
 __all__ = ["LinkTarget", "MeterLinkEndpoint", "TokenOutcome"]
 
@@ -83,19 +83,20 @@ class TokenOutcome(Protocol):
 
 
 class LinkTarget(Protocol):
-    """The meter as the link sees it."""
+    """The meter as the link sees it. Arguments are positional-only so the model may name them as
+    it likes; ``press_button`` may return anything (the endpoint reads the valve from ``status``)."""
 
     def identity(self) -> MeterIdentity: ...
     def status(self) -> MeterStatus: ...
     def registers(self) -> Registers: ...
     def monthly_snapshots(self) -> list[Snapshot]: ...  # oldest first
     def daily_snapshots(self) -> list[Snapshot]: ...  # oldest first
-    def events(self, after_seq: int, limit: int) -> list[MeterEvent]: ...  # seq > after_seq, oldest first
-    def enter_token(self, token: str) -> TokenOutcome: ...
-    def press_button(self) -> None: ...
+    def events(self, after_seq: int, limit: int, /) -> list[MeterEvent]: ...  # seq > after_seq, oldest first
+    def enter_token(self, token: str, /) -> TokenOutcome: ...
+    def press_button(self) -> object: ...
     def parameters(self) -> MeterParameters: ...
-    def set_parameters(self, p: MeterParameters) -> None: ...  # ValueError when the meter refuses them
-    def set_clock(self, at: datetime) -> None: ...
+    def set_parameters(self, p: MeterParameters, /) -> None: ...  # ValueError when the meter refuses them
+    def set_clock(self, at: datetime, /) -> None: ...
 
 
 class MeterLinkEndpoint:
@@ -155,7 +156,9 @@ class MeterLinkEndpoint:
             case ReadRegisters():
                 return RegistersResponse(target.status().at, target.registers())
             case ReadSnapshots(kind=kind, offset=offset, count=count):
-                snapshots = target.monthly_snapshots() if kind is SnapshotKind.MONTHLY else target.daily_snapshots()
+                snapshots = (
+                    target.monthly_snapshots() if kind is SnapshotKind.MONTHLY else target.daily_snapshots()
+                )
                 page = snapshots[offset : offset + min(count, MAX_SNAPSHOTS_PER_PAGE)]
                 return SnapshotsResponse(target.status().at, kind, len(snapshots), offset, tuple(page))
             case ReadEvents(after_seq=after_seq, limit=limit):
@@ -228,4 +231,3 @@ def _error_code(exc: FrameError) -> ErrorCode:
         return ErrorCode.UNKNOWN_TYPE
     assert isinstance(exc, PayloadError)
     return ErrorCode.BAD_PAYLOAD
-

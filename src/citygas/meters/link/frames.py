@@ -35,6 +35,7 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "fragment",
+    "peek_header",
 ]
 
 VERSION: Final = 1

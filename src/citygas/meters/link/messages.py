@@ -10,7 +10,6 @@ are :class:`PayloadError`.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
@@ -39,6 +38,9 @@ __all__ = [
     "MAX_SNAPSHOTS_PER_PAGE",
     "MODE_CODES",
     "OUTCOME_CODES",
+    "REQUEST_CLASSES",
+    "RESPONSE_CLASSES",
+    "RESPONSE_FOR",
     "VALVE_CODES",
     "ButtonResponse",
     "ClockSetResponse",
@@ -67,8 +69,10 @@ __all__ = [
     "SnapshotsResponse",
     "StatusResponse",
     "TokenResponse",
+    "clock_body",
     "decode_payload",
     "encode_payload",
+    "parameters_body",
 ]
 
 MAC_SIZE: Final = 16  # HMAC-SHA-256 truncated to 128 bits, for readings and for authorisations
@@ -262,7 +266,7 @@ class SetParameters:
     mac: bytes
 
     def __repr__(self) -> str:
-        return f"SetParameters(counter={self.counter}, parameters={self.parameters!r}, mac=<{len(self.mac)} bytes>)"
+        return f"SetParameters(counter={self.counter}, parameters={self.parameters!r}, mac=<hidden>)"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -275,7 +279,7 @@ class SetClock:
     mac: bytes
 
     def __repr__(self) -> str:
-        return f"SetClock(counter={self.counter}, at={self.at!r}, mac=<{len(self.mac)} bytes>)"
+        return f"SetClock(counter={self.counter}, at={self.at!r}, mac=<hidden>)"
 
 
 # --- responses --------------------------------------------------------------------------------------
@@ -427,9 +431,7 @@ RESPONSE_CLASSES: Final[dict[MessageType, type[Response]]] = {
     )
 }
 # The response type a request expects (besides ERROR).
-RESPONSE_FOR: Final[dict[MessageType, MessageType]] = {
-    t: MessageType(t | 0x80) for t in REQUEST_CLASSES
-}
+RESPONSE_FOR: Final[dict[MessageType, MessageType]] = {t: MessageType(t | 0x80) for t in REQUEST_CLASSES}
 
 
 # --- primitive writer and reader --------------------------------------------------------------------
@@ -489,7 +491,9 @@ class _Reader:
 
     def take(self, size: int) -> bytes:
         if self.pos + size > len(self.data):
-            raise PayloadError(f"{self.what} payload ends early: needs {self.pos + size} bytes, has {len(self.data)}")
+            raise PayloadError(
+                f"{self.what} payload ends early: needs {self.pos + size} bytes, has {len(self.data)}"
+            )
         chunk = self.data[self.pos : self.pos + size]
         self.pos += size
         return chunk
@@ -534,7 +538,9 @@ class _Reader:
 
     def finish(self) -> None:
         if self.pos != len(self.data):
-            raise PayloadError(f"{self.what} payload has {len(self.data) - self.pos} unexpected trailing bytes")
+            raise PayloadError(
+                f"{self.what} payload has {len(self.data) - self.pos} unexpected trailing bytes"
+            )
 
 
 _STATUS_FLAGS_EMERGENCY_AVAILABLE: Final = 0x01
@@ -632,6 +638,7 @@ def encode_payload(message: Message) -> bytes:  # noqa: PLR0912, PLR0915 - one b
             w.u32(s.credit, "credit")
             w.u8(_STATUS_FLAGS_EMERGENCY_AVAILABLE if s.emergency_credit_available else 0, "flags")
             w.u32(s.emergency_credit_in_use, "emergency_credit_in_use")
+            w.u32(s.friendly_debt, "friendly_debt")
             w.u8(VALVE_CODES[s.valve], "valve")
             w.u16(sum(1 << ALARM_BITS[a] for a in s.alarms), "alarms")
             w.u32(s.tariff_paise_per_scm, "tariff_paise_per_scm")
@@ -680,7 +687,7 @@ def _check_mac(mac: bytes) -> None:
         raise PayloadError(f"an authorisation MAC is {MAC_SIZE} bytes, got {len(mac)}")
 
 
-def decode_payload(message_type: MessageType, payload: bytes) -> Message:  # noqa: PLR0911, PLR0912
+def decode_payload(message_type: MessageType, payload: bytes) -> Message:  # noqa: PLR0912, PLR0915 - one branch per message type
     """Decode a payload (for a signed response: without its MAC) as the message ``message_type`` names."""
     r = _Reader(payload, message_type.name)
     message: Message
@@ -767,6 +774,7 @@ def _read_status(r: _Reader) -> MeterStatus:
     if flags & ~_STATUS_FLAGS_EMERGENCY_AVAILABLE:
         raise PayloadError(f"{r.what}: unknown status flag bits 0x{flags:02X}")
     in_use = r.u32()
+    friendly_debt = r.u32()
     valve = r.code(_VALVES, "valve")
     mask = r.u16()
     alarms = frozenset(alarm for alarm, bit in ALARM_BITS.items() if mask & (1 << bit))
@@ -782,4 +790,5 @@ def _read_status(r: _Reader) -> MeterStatus:
         valve=valve,
         alarms=alarms,
         tariff_paise_per_scm=r.u32(),
+        friendly_debt=friendly_debt,
     )

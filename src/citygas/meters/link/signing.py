@@ -57,7 +57,8 @@ def _derive(root: bytes, info: bytes, serial: str) -> bytes:
         raise ValueError(f"a tenant root key has at least {MIN_ROOT_KEY_SIZE} bytes, got {len(root)}")
     if not serial:
         raise ValueError("a meter serial is needed to derive its keys")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info + serial.encode("utf-8")).derive(root)
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info + serial.encode("utf-8"))
+    return hkdf.derive(root)
 
 
 def derive_meter_reading_key(root: bytes, serial: str) -> bytes:

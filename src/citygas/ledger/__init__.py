@@ -1,0 +1,1 @@
+"""Double-entry ledger in integer paise: chart, postings, derived balances, period close."""
