@@ -65,6 +65,8 @@ class CustomerLogin:
 class DemoServer:
     base_url: str
     printed: str
+    env: dict[str, str]
+    workdir: Path
     staff: list[StaffLogin] = field(default_factory=list)
     customers: list[CustomerLogin] = field(default_factory=list)
 
@@ -168,7 +170,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         )
     try:
         _wait_healthy(f"{base_url}/healthz", proc, log)
-        yield DemoServer(base_url, printed, staff, customers)
+        yield DemoServer(base_url, printed, env, workdir, staff, customers)
     finally:
         proc.terminate()
         try:

@@ -101,6 +101,10 @@ def valid_form(route: RouteInfo, alpha: Alpha) -> dict[str, str | list[str]]:
         },
         "/ops/admin/users/{user_id}/{action}": {"tenant_id": str(alpha.tenant.id)},
         "/ops/meters/{serial}/transition": {"action": "install", "consumer_number": alpha.consumer_number},
+        "/sim/meters/{serial}/token": {"token": "1234 5678 9012 3456 7890"},
+        "/sim/meters/{serial}/button": {},
+        "/sim/meters/{serial}/emergency": {},
+        "/sim/meters/{serial}/event": {"code": "tamper"},
     }
     if route.path not in forms:
         pytest.fail(f"{route.path} takes a form this test does not know; add a valid one in {__file__}")

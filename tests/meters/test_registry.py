@@ -22,12 +22,13 @@ from citygas.meters.service import (
 )
 from citygas.platform.audit import AuditEntry
 from citygas.platform.errors import Conflict, ValidationFailed
+from citygas.platform.settings import get_settings
 from citygas.platform.uow import Database
 from citygas.platform.workflow import history
 from citygas.sts import DecoderKeyParameters, derive_decoder_key_dkga04, minutes_since_base_date
 from tests.conftest import make_tenant
 
-MASTER = b"m" * 32
+MASTER = get_settings().master_key_bytes  # what the app under test uses
 EVERYTHING = frozenset({"meter.manage", "meter.install"})
 
 

@@ -4,6 +4,8 @@ new route is checked the day it is added, and a new route without a permission f
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -68,6 +70,12 @@ def call(
     return response
 
 
+def reason(response: Response) -> str:
+    """The detail of an error page or problem, not the whole page."""
+    found = re.search(r"<main[^>]*>.*?<p>(.*?)</p>", response.text, re.S)
+    return found.group(1) if found else response.text[:200]
+
+
 def check_matrix(
     client: TestClient,
     granted: frozenset[str],
@@ -87,9 +95,9 @@ def check_matrix(
             if missing and response.status_code != 403:
                 wrong[where] = f"{response.status_code}, expected 403 (lacks {missing})"
             elif missing and f"Your role does not allow this ({missing[0]})" not in response.text:
-                wrong[where] = f"403 for another reason: {response.text[:200]}"
+                wrong[where] = f"403 for another reason: {reason(response)}"
             elif not missing and response.status_code == 403:
-                wrong[where] = f"403 although {sorted(route.needs())} are granted: {response.text[:200]}"
+                wrong[where] = f"403 although {sorted(route.needs())} are granted: {reason(response)}"
     return wrong
 
 

@@ -88,6 +88,7 @@ FIELD_VALUES: dict[str, Values] = {
     "helpline": lambda _a: ["1800-000"],
     "pincode": lambda _a: ["411001"],
     "action": lambda _a: ["install"],
+    "token": lambda _a: ["1234 5678 9012 3456 7890"],
 }
 REQUEST_ID = "tenant-walk"
 

@@ -6,27 +6,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
 from citygas.identity.principal import Principal
+from citygas.identity.service import resolve_web_session
 from citygas.identity.rules import Permission
 from citygas.meters.display import lcd_lines
+from citygas.meters.keys import meter_link_keys
+from citygas.meters.link import MeterLinkEndpoint
 from citygas.meters.model import EmergencyCreditRefused, SimulatedMeter
 from citygas.meters.models import Meter, MeterModel
 from citygas.meters.service import decoder_key_for
 from citygas.meters.simulator import MeterRuntime, SimulatorHub
 from citygas.meters.types import EventCode, MeterIdentity, MeterMode, MeterParameters
-from citygas.platform.errors import NotFound, PermissionDenied, ValidationFailed
-from citygas.platform.settings import get_settings
-from citygas.platform.uow import UnitOfWork
-from citygas.web.deps import uow_with, verify_csrf
+from citygas.platform.errors import DomainError, NotFound, PermissionDenied, ValidationFailed
+from citygas.platform.uow import Database, UnitOfWork
+from citygas.web.deps import SESSION_COOKIE, uow_with, verify_csrf
 from citygas.web.render import render
 
 router = APIRouter(prefix="/sim", dependencies=[Depends(verify_csrf)], include_in_schema=False)
+# The WebSocket has no form to carry a CSRF token; it checks the Origin header instead.
+link_router = APIRouter(prefix="/sim")
 AnyCaller = Annotated[UnitOfWork, Depends(uow_with(None))]
 
 # Until tariffs are configured per charge area, simulated currency-mode meters price gas at ₹50/SCM.
@@ -82,7 +86,7 @@ def runtime_for(hub: SimulatorHub, session: Session, meter: Meter) -> MeterRunti
     parameters = MeterParameters(low_credit_threshold=10_000 if currency else 2_000,
                                  emergency_credit=5_000 if currency else 1_000)
     simulated = SimulatedMeter(identity, parameters, tariff_paise_per_scm=DEMO_TARIFF_PAISE_PER_SCM,
-                               decoder_key=decoder_key_for(session, meter, master_key=get_settings().master_key_bytes),
+                               decoder_key=decoder_key_for(session, meter, master_key=hub.master_key),
                                start=hub.sim_now(), ken=meter.ken)
     return hub.add(key, simulated)
 
@@ -173,6 +177,50 @@ def _act(request: Request, uow: UnitOfWork, serial: str, action: str, **kwargs: 
             runtime.meter.inject(code, "simulated from the meter page")
         hub.save(runtime)
     return RedirectResponse(f"/sim/meters/{meter.serial}", status_code=303)
+
+
+@link_router.websocket("/meters/{serial}/link")
+async def meter_link(websocket: WebSocket, serial: str) -> None:
+    """The meter-link over a WebSocket: each binary message is one whole frame, answered by the simulated
+    meter's endpoint, as a real meter answers over Bluetooth."""
+    origin = websocket.headers.get("origin")
+    host = websocket.headers.get("host", "")
+    if origin is not None and origin.split("://", 1)[-1] != host:
+        await websocket.close(code=4403)  # another site's page must not drive a customer's meter
+        return
+    db: Database = websocket.app.state.db
+    hub: SimulatorHub | None = websocket.app.state.simulator
+    token = websocket.cookies.get(SESSION_COOKIE)
+    with db.system(read_only=True) as uow:
+        principal = resolve_web_session(uow.session, token) if token else None
+    if principal is None or hub is None:
+        await websocket.close(code=4401)
+        return
+    with db.unit_of_work(tenant=principal.tenant_id, actor=principal.actor, read_only=True) as uow:
+        try:
+            meter = access_meter(uow.session, principal, serial)
+        except DomainError:
+            await websocket.close(code=4404)
+            return
+        runtime = runtime_for(hub, uow.session, meter)
+    reading_key, parameter_key = meter_link_keys(hub.master_key, meter.tenant_id, meter.serial)
+
+    def remember(counter: int) -> None:
+        runtime.parameter_counter = counter
+
+    endpoint = MeterLinkEndpoint(runtime.meter, reading_key, parameter_key,
+                                 last_parameter_counter=runtime.parameter_counter, on_authorised=remember)
+    await websocket.accept()
+    try:
+        while True:
+            frame = await websocket.receive_bytes()
+            with runtime.lock:
+                hub.catch_up(runtime)
+                answer = endpoint.handle(frame)
+                hub.save(runtime)
+            await websocket.send_bytes(answer)
+    except WebSocketDisconnect:
+        return
 
 
 @router.post("/meters/{serial}/token")

@@ -44,6 +44,7 @@ class MeterRuntime:
     key: str
     meter: SimulatedMeter
     household: Household
+    parameter_counter: int = 0  # the last authorised settings counter the meter accepted
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def sessions_on(self, day: date) -> tuple[CookingSession, ...]:
@@ -78,8 +79,12 @@ class SimulatorHub:
     """The live simulated meters of this process. `speed` > 1 runs the meters' time faster than the wall
     clock (for demos: a day of cooking in minutes)."""
 
-    def __init__(self, state_dir: Path | None, *, speed: float = 1.0, now: Callable[[], datetime] | None = None):
+    def __init__(
+        self, state_dir: Path | None, *, master_key: bytes, speed: float = 1.0,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.state_dir = state_dir
+        self.master_key = master_key  # to key new simulated meters as a factory would
         self.speed = speed
         self._now = now or (lambda: datetime.now(UTC))
         self._real_epoch = self._now()
@@ -123,7 +128,9 @@ class SimulatorHub:
             return
         path = self._path(runtime.key)
         tmp = path.with_suffix(".tmp")
-        body = json.dumps({"meter": runtime.meter.to_dict()}, separators=(",", ":"))
+        body = json.dumps(
+            {"meter": runtime.meter.to_dict(), "parameter_counter": runtime.parameter_counter}, separators=(",", ":")
+        )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(body)
@@ -144,7 +151,8 @@ class SimulatorHub:
             return None
         data = json.loads(self._path(key).read_text(encoding="utf-8"))
         meter = SimulatedMeter.from_dict(data["meter"])
-        runtime = MeterRuntime(key, meter, make_household(random.Random(_seed("household", key))))
+        runtime = MeterRuntime(key, meter, make_household(random.Random(_seed("household", key))),
+                               parameter_counter=int(data.get("parameter_counter", 0)))
         with self._lock:
             self._runtimes.setdefault(key, runtime)
             return self._runtimes[key]

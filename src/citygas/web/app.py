@@ -60,14 +60,14 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     )
     app.state.db = database
     app.state.simulator = (
-        SimulatorHub(settings.simulator_state_dir, speed=settings.simulator_speed) if settings.simulator_enabled else None
+        SimulatorHub(settings.simulator_state_dir, master_key=settings.master_key_bytes, speed=settings.simulator_speed) if settings.simulator_enabled else None
     )
     app.state.settings = settings
     app.middleware("http")(request_context)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     for router in (health.router, api.router, customers_api.router, meters_api.router, identity_pages.router,
-                   portals.router, meters_pages.router, sim_pages.router, admin.router):
+                   portals.router, meters_pages.router, sim_pages.router, sim_pages.link_router, admin.router):
         app.include_router(router)
     return app
 
