@@ -37,7 +37,9 @@ CLERK = Actor(kind="staff", id=None, label="bench")
 
 def _setup(db: Database) -> tuple[object, object]:
     with db.system() as uow:
-        tenant = Tenant(slug=f"b{secrets.token_hex(3)}", code=f"B{secrets.token_hex(2).upper()}"[:6], name="Bench Gas")
+        tenant = Tenant(
+            slug=f"b{secrets.token_hex(3)}", code=f"B{secrets.token_hex(2).upper()}"[:6], name="Bench Gas"
+        )
         uow.session.add(tenant)
         uow.commit()
     with db.unit_of_work(tenant=tenant.id) as uow:
@@ -68,24 +70,43 @@ def bench(url: str, label: str) -> None:
     def use_case(run: int) -> None:
         for i in range(PER_RUN):
             with db.unit_of_work(tenant=tenant.id, actor=CLERK) as uow:  # type: ignore[attr-defined]
-                customer = do_register_customer(uow.session, name=f"Bench {run}-{i}", phone="9812345678",
-                                                charge_area_code="CA", address="x")
+                customer = do_register_customer(
+                    uow.session,
+                    name=f"Bench {run}-{i}",
+                    phone="9812345678",
+                    charge_area_code="CA",
+                    address="x",
+                )
                 emit(uow.session, "customer.registered", {"consumer_number": customer.consumer_number})
                 uow.because("bench").commit()
 
     def bare(run: int) -> None:
         for i in range(PER_RUN):
             with engine.begin() as conn:
-                conn.execute(insert(Customer).values(
-                    id=uuid7(), tenant_id=tenant.id, consumer_number=f"X{run}-{i}", name="Bare", phone="9812345678",  # type: ignore[attr-defined]
-                    charge_area_id=area.id, address="x", status="registered", language="en", created_at=utcnow()))  # type: ignore[attr-defined]
+                conn.execute(
+                    insert(Customer).values(
+                        id=uuid7(),
+                        tenant_id=tenant.id,
+                        consumer_number=f"X{run}-{i}",
+                        name="Bare",
+                        phone="9812345678",  # type: ignore[attr-defined]
+                        charge_area_id=area.id,
+                        address="x",
+                        status="registered",
+                        language="en",
+                        created_at=utcnow(),
+                    )
+                )  # type: ignore[attr-defined]
 
     full = _rate(use_case)
     raw = _rate(bare)
     with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:  # type: ignore[attr-defined]
         assert uow.session.execute(select(Customer.id).limit(1)).first() is not None
-    print(f"{label:<11} use case (number+audit chain+outbox): {full:8.0f} txn/s   bare INSERT: {raw:8.0f} txn/s   "
-          f"ratio {raw / full:4.1f}x")
+    print(
+        f"{label:<11} use case (number+audit chain+outbox): {full:8.0f} txn/s   "
+        f"bare INSERT: {raw:8.0f} txn/s   "
+        f"ratio {raw / full:4.1f}x"
+    )
     engine.dispose()
 
 
@@ -94,7 +115,9 @@ def main() -> int:
         bench(f"sqlite:///{Path(tmp) / 'bench.db'}", "SQLite")
     name = f"citygas_bench_{secrets.token_hex(3)}"
     try:
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True, connect_timeout=3) as c:
+        with psycopg.connect(
+            "host=127.0.0.1 user=postgres dbname=postgres", autocommit=True, connect_timeout=3
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         print(f"PostgreSQL not reachable, skipped: {exc}")

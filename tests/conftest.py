@@ -82,8 +82,12 @@ def db(engine: Engine) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(environment="test", database_url=database_url, log_json=False,
-                    simulator_state_dir=tmp_path / "simulator")
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        log_json=False,
+        simulator_state_dir=tmp_path / "simulator",
+    )
 
 
 @pytest.fixture

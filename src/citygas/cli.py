@@ -169,7 +169,9 @@ def meter() -> None:
 @click.option("--meters", "count", default=1000, show_default=True, type=click.IntRange(1, 10_000_000))
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3660))
 @click.option("--seed", default=1906, show_default=True)
-@click.option("--start", "start_text", default="2026-01-01", show_default=True, help="First day (YYYY-MM-DD).")
+@click.option(
+    "--start", "start_text", default="2026-01-01", show_default=True, help="First day (YYYY-MM-DD)."
+)
 def meter_fleet(count: int, days: int, seed: int, start_text: str) -> None:
     """Simulate a fleet of households using gas and topping up, and print what it used."""
     from datetime import date  # noqa: PLC0415
@@ -184,8 +186,10 @@ def meter_fleet(count: int, days: int, seed: int, start_text: str) -> None:
     with click.progressbar(length=count, label=f"{count} meters × {days} days", file=sys.stderr) as bar:
         result = simulate_fleet(count, days, seed=seed, start=start, progress=bar.update)
     click.echo(f"meter-days:            {result.meter_days}")
-    click.echo(f"gas used:              {format_scm(result.total_litres)} "
-               f"({result.mean_litres_per_meter_day / 1000:.3f} SCM per meter-day)")
+    click.echo(
+        f"gas used:              {format_scm(result.total_litres)} "
+        f"({result.mean_litres_per_meter_day / 1000:.3f} SCM per meter-day)"
+    )
     click.echo(f"top-ups:               {result.top_ups} ({format_inr(result.credit_loaded_paise)})")
     click.echo(f"tokens accepted:       {result.tokens_accepted}")
     click.echo(f"valve closures:        {result.closures}; closed at the end: {result.meters_closed_at_end}")
@@ -211,13 +215,20 @@ def meter_simulate(host: str | None, port: int, speed: float) -> None:
     get_settings.cache_clear()
     settings = get_settings()
     click.echo(f"simulated meters on http://{host or settings.host}:{port}/sim/meters (time × {speed})")
-    uvicorn.run("citygas.web.app:create_app_from_env", factory=True, host=host or settings.host, port=port,
-                log_config=None)
+    uvicorn.run(
+        "citygas.web.app:create_app_from_env",
+        factory=True,
+        host=host or settings.host,
+        port=port,
+        log_config=None,
+    )
 
 
 @meter.command("test-token")
 @click.argument("serial")
-@click.option("--amount", "amount_text", required=True, help="Rupees (currency meters) or SCM (volume meters).")
+@click.option(
+    "--amount", "amount_text", required=True, help="Rupees (currency meters) or SCM (volume meters)."
+)
 def meter_test_token(serial: str, amount_text: str) -> None:
     """Print a credit token for a meter keyed with the published STS TEST key (demo meters only).
 

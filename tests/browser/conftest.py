@@ -261,6 +261,6 @@ def customer_login(
 
 
 def path_of(page: Page) -> str:
-    from urllib.parse import urlsplit  # noqa: PLC0415
+    from urllib.parse import urlsplit
 
     return urlsplit(page.url).path

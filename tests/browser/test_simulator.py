@@ -13,15 +13,23 @@ pytestmark = pytest.mark.browser
 
 
 def _demo_token(server: DemoServer, serial: str, amount: str) -> str:
-    done = subprocess.run([str(CITYGAS), "meter", "test-token", serial, "--amount", amount], env=server.env,
-                          cwd=server.workdir, capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [str(CITYGAS), "meter", "test-token", serial, "--amount", amount],
+        env=server.env,
+        cwd=server.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     match = re.match(r"^((?:\d{4} ){4}\d{4})", done.stdout)
     assert match, done.stdout
     return match.group(1)
 
 
 def test_a_token_typed_on_the_simulated_meter_credits_it_and_the_button_opens_the_valve(
-    page: Page, demo_server: DemoServer,
+    page: Page,
+    demo_server: DemoServer,
 ) -> None:
     staff_login(page, demo_server.by_home("/ops/"))
     page.get_by_role("link", name="Meters").click()

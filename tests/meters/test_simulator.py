@@ -9,7 +9,14 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from citygas.meters.keys import meter_link_keys
-from citygas.meters.link import FrameError, ReadingSignatureError, ReadStatus, StatusResponse, encode_request, verify_reading
+from citygas.meters.link import (
+    FrameError,
+    ReadingSignatureError,
+    ReadStatus,
+    StatusResponse,
+    encode_request,
+    verify_reading,
+)
 from citygas.meters.service import do_meter_transition, do_register_meter
 from citygas.meters.service import get_meter as get_meter_any_tenant
 from citygas.meters.simulator import SimulatorHub
@@ -26,11 +33,22 @@ PASSWORD = "a-long-password-1"
 def sim(db: Database, app_client: TestClient) -> tuple[TestClient, object]:
     tenant = _setup(db)
     with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
-        meter = do_register_meter(uow.session, serial="SIM1", sts_meter_number="600727000000000009",
-                                  model_code="G1.6", vending_key_id="test", simulated=True)
+        meter = do_register_meter(
+            uow.session,
+            serial="SIM1",
+            sts_meter_number="600727000000000009",
+            model_code="G1.6",
+            vending_key_id="test",
+            simulated=True,
+        )
         for action in ("allocate", "install", "commission", "activate"):
-            do_meter_transition(uow.session, meter, action, permissions=frozenset({"meter.manage", "meter.install"}),
-                                customer_number="ALP-C-00000001" if action == "install" else None)
+            do_meter_transition(
+                uow.session,
+                meter,
+                action,
+                permissions=frozenset({"meter.manage", "meter.install"}),
+                customer_number="ALP-C-00000001" if action == "install" else None,
+            )
         uow.commit()
     make_user(db, tenant, "alpha.office", ["back_office"], PASSWORD)  # type: ignore[arg-type]
     login(app_client, "alpha.office", PASSWORD)
@@ -48,7 +66,8 @@ def test_a_new_simulated_meter_shows_no_credit_and_a_closed_valve(sim: tuple[Tes
 
 
 def test_a_token_typed_on_the_keypad_credits_exactly_and_the_button_opens_the_valve(
-    sim: tuple[TestClient, object], db: Database,
+    sim: tuple[TestClient, object],
+    db: Database,
 ) -> None:
     client, _ = sim
     credit = issue_demo_credit(db, serial="SIM1", amount_text="123.45")
@@ -72,7 +91,9 @@ def test_the_same_token_twice_is_refused_as_used(sim: tuple[TestClient, object],
     assert (state["credit"], state["lcd"][-1]) == (5000, "REJECTED: USED")
 
 
-def test_a_token_without_twenty_digits_is_a_readable_error_and_changes_nothing(sim: tuple[TestClient, object]) -> None:
+def test_a_token_without_twenty_digits_is_a_readable_error_and_changes_nothing(
+    sim: tuple[TestClient, object],
+) -> None:
     client, _ = sim
     response = client.post("/sim/meters/SIM1/token", data={"token": "1234 5678", "csrf_token": _csrf(client)})
     assert response.status_code == 422
@@ -80,7 +101,9 @@ def test_a_token_without_twenty_digits_is_a_readable_error_and_changes_nothing(s
     assert client.get("/sim/meters/SIM1/state.json").json()["tokens_accepted"] == 0
 
 
-def test_readings_over_the_websocket_are_signed_by_the_meter(sim: tuple[TestClient, object], db: Database) -> None:
+def test_readings_over_the_websocket_are_signed_by_the_meter(
+    sim: tuple[TestClient, object], db: Database
+) -> None:
     client, tenant = sim
     credit = issue_demo_credit(db, serial="SIM1", amount_text="200")
     client.post("/sim/meters/SIM1/token", data={"token": credit.token, "csrf_token": _csrf(client)})
@@ -105,22 +128,28 @@ def test_another_tenants_user_cannot_reach_the_meter(sim: tuple[TestClient, obje
     login(client, "bravo.office", PASSWORD)
     assert client.get("/sim/meters/SIM1").status_code == 404
     assert client.get("/sim/meters/SIM1/state.json").status_code == 404
-    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/sim/meters/SIM1/link") as ws:
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/sim/meters/SIM1/link") as ws,
+    ):
         ws.receive_bytes()
     assert closed.value.code == 4404
 
 
 def test_a_websocket_from_another_site_is_refused(sim: tuple[TestClient, object]) -> None:
     client, _ = sim
-    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(
-        "/sim/meters/SIM1/link", headers={"origin": "https://evil.example"}
-    ) as ws:
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/sim/meters/SIM1/link", headers={"origin": "https://evil.example"}) as ws,
+    ):
         ws.receive_bytes()
     assert closed.value.code == 4403
 
 
 def test_the_household_cooks_and_the_meter_draws_credit_as_time_passes(
-    sim: tuple[TestClient, object], db: Database, tmp_path: Path,
+    sim: tuple[TestClient, object],
+    db: Database,
+    tmp_path: Path,
 ) -> None:
     client, _ = sim
     credit = issue_demo_credit(db, serial="SIM1", amount_text="500")
@@ -129,7 +158,7 @@ def test_the_household_cooks_and_the_meter_draws_credit_as_time_passes(
     client.post("/sim/meters/SIM1/button", data={"csrf_token": csrf})
     hub: SimulatorHub = client.app.state.simulator  # type: ignore[attr-defined]
     later = datetime.now(UTC) + timedelta(days=2)
-    hub._now = lambda: later  # noqa: SLF001 - move the simulator's wall clock two days on
+    hub._now = lambda: later
     state = client.get("/sim/meters/SIM1/state.json").json()
     used = state["cumulative_litres"]
     assert 300 <= used <= 4000, "two days of a household's cooking"

@@ -118,3 +118,22 @@ def test_the_audit_verify_command_reports_the_tampered_row(db: Database, databas
     )
     assert bad.returncode == 1
     assert f"TAMPERED tenant {a.id} row 1" in bad.stdout
+
+
+def test_a_rolled_back_savepoint_forgets_only_its_own_entries(db: Database) -> None:
+    a = make_tenant(db, "alpha", "ALP")
+    with db.unit_of_work(tenant=a.id, actor=CLERK) as uow:
+        do_register_customer(
+            uow.session, name="Kept", phone="9812345678", charge_area_code="ALP-CA1", address="x"
+        )
+        try:
+            with uow.session.begin_nested():
+                do_register_customer(
+                    uow.session, name="Dropped", phone="9812345679", charge_area_code="ALP-CA1", address="y"
+                )
+                raise RuntimeError("the inner step fails")
+        except RuntimeError:
+            pass
+        uow.commit()
+    names = [e.after["name"] for e in _entries(db, a.id) if e.action == "customer.create" and e.after]
+    assert names == ["Kept"]

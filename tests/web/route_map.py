@@ -28,7 +28,7 @@ _iter_route_contexts = getattr(fastapi_routing, "iter_route_contexts", None)
 class RouteInfo:
     path: str
     methods: tuple[str, ...]
-    permissions: tuple[str | None, ...]  # one entry per `Requires` in the dependency tree
+    permissions: tuple[frozenset[str], ...]  # one entry per `Requires`: any one of its permissions admits
     path_params: tuple[str, ...]
     query_params: tuple[str, ...]
     header_params: tuple[str, ...]
@@ -45,8 +45,12 @@ class RouteInfo:
         return bool(self.permissions)
 
     def needs(self) -> frozenset[str]:
-        """The permissions a caller must hold (a `Requires(None)` asks only for a logged-in caller)."""
-        return frozenset(p for p in self.permissions if p is not None)
+        """Every permission the route names (an empty `Requires()` asks only for a logged-in caller)."""
+        return frozenset().union(*self.permissions)
+
+    def unmet(self, granted: frozenset[str]) -> list[str]:
+        """The requirements `granted` does not satisfy, each as 'a or b'."""
+        return sorted(" or ".join(sorted(alts)) for alts in self.permissions if alts and not alts & granted)
 
 
 def _walk(dependant: Dependant) -> Iterator[Dependant]:
@@ -55,9 +59,9 @@ def _walk(dependant: Dependant) -> Iterator[Dependant]:
         yield from _walk(sub)
 
 
-def _requires_in(dependant: Dependant) -> tuple[str | None, ...]:
+def _requires_in(dependant: Dependant) -> tuple[frozenset[str], ...]:
     # `uow_with(...)` wraps its `Requires` in a closure dependency; the walk reaches it as a sub-dependency.
-    return tuple(sub.call.permission for sub in _walk(dependant) if isinstance(sub.call, Requires))
+    return tuple(sub.call.permissions for sub in _walk(dependant) if isinstance(sub.call, Requires))
 
 
 def _json_fields(dependant: Dependant) -> tuple[str, ...]:

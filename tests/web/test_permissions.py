@@ -88,7 +88,7 @@ def check_matrix(
     for route in api_routes(client.app):  # type: ignore[arg-type]
         if not route.guarded:
             continue
-        missing = sorted(route.needs() - granted)
+        missing = route.unmet(granted)
         for method in route.methods:
             response = call(client, route, method, a, csrf, headers)
             where = f"{method} {route.path}"

@@ -17,8 +17,7 @@ from citygas.identity.rules import ROLE_LABELS, Permission, Role, home_for
 from citygas.platform.errors import DomainError
 from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import Tenant
-from citygas.platform.uow import UnitOfWork
-from citygas.web.deps import SESSION_COOKIE, DbDep, MaybePrincipal, Requires, request_uow, verify_csrf
+from citygas.web.deps import SESSION_COOKIE, DbDep, MaybePrincipal, Requires, verify_csrf
 from citygas.web.render import render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -32,8 +31,9 @@ def _safe_next(path: str) -> str | None:
 def _set_session_cookie(request: Request, response: Response, token: str, *, max_age: int) -> None:
     # The app's own settings, not the process-wide ones: `create_app(settings)` decides the environment.
     secure = request.app.state.settings.secure_cookies
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, max_age=max_age,
-                        path="/")
+    response.set_cookie(
+        SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, max_age=max_age, path="/"
+    )
 
 
 @router.get("/")
@@ -46,27 +46,37 @@ def root(principal: MaybePrincipal) -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "") -> Response:  # noqa: A002 - the query name users see
+def login_form(request: Request, next: str = "") -> Response:
     return render(request, "auth/login.html", next_path=_safe_next(next) or "", username="")
 
 
 @router.post("/login")
 def login(
-    request: Request, db: DbDep,
-    username: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=256)],
-    totp: Annotated[str, Form(max_length=6)] = "", next: Annotated[str, Form(max_length=500)] = "",  # noqa: A002
+    request: Request,
+    db: DbDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    totp: Annotated[str, Form(max_length=6)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     with db.system() as uow:
         outcome = service.do_staff_login(uow.session, username=username, password=password, totp_code=totp)
         token = None
         if outcome.user is not None:
-            token = service.open_web_session(uow.session, kind="staff", tenant_id=outcome.user.tenant_id,
-                                             staff_user_id=outcome.user.id)
+            token = service.open_web_session(
+                uow.session, kind="staff", tenant_id=outcome.user.tenant_id, staff_user_id=outcome.user.id
+            )
             roles = outcome.user.role_names
         uow.commit()
     if outcome.user is None or token is None:
-        return render(request, "auth/login.html", status_code=401, error=outcome.error,
-                      next_path=_safe_next(next) or "", username=username)
+        return render(
+            request,
+            "auth/login.html",
+            status_code=401,
+            error=outcome.error,
+            next_path=_safe_next(next) or "",
+            username=username,
+        )
     from citygas.identity.rules import permissions_for  # noqa: PLC0415
 
     target = _safe_next(next) or home_for(permissions_for(roles))
@@ -76,12 +86,12 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, db: DbDep, principal: MaybePrincipal) -> Response:
+def logout(db: DbDep, principal: MaybePrincipal) -> Response:
     return _logout(db, principal, "/login")
 
 
 @router.post("/app/logout")
-def app_logout(request: Request, db: DbDep, principal: MaybePrincipal) -> Response:
+def app_logout(db: DbDep, principal: MaybePrincipal) -> Response:
     return _logout(db, principal, "/app/login")
 
 
@@ -95,10 +105,7 @@ def _logout(db: DbDep, principal: Principal | None, target: str) -> Response:
     return response
 
 
-StaffOnly = Annotated[Principal, Depends(Requires(Permission.ACTIVITY_VIEW))]
-
-
-def _any_staff(request: Request, principal: MaybePrincipal) -> Principal:
+def _any_staff(principal: MaybePrincipal) -> Principal:
     if principal is None or principal.kind != "staff":
         from citygas.web.deps import LoginRequired  # noqa: PLC0415
 
@@ -114,13 +121,18 @@ def account(request: Request, db: DbDep, principal: Annotated[Principal, Depends
         secret = pyotp.random_base32()
         uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name="citygas")
         roles = [ROLE_LABELS[Role(r)] for r in sorted(user.role_names)]
-        return render(request, "auth/account.html", user=user, roles=roles, new_secret=secret, otpauth_uri=uri)
+        return render(
+            request, "auth/account.html", user=user, roles=roles, new_secret=secret, otpauth_uri=uri
+        )
 
 
 @router.post("/account/totp")
 def account_totp(
-    request: Request, db: DbDep, principal: Annotated[Principal, Depends(_any_staff)],
-    secret: Annotated[str, Form(max_length=64)], code: Annotated[str, Form(max_length=6)],
+    request: Request,
+    db: DbDep,
+    principal: Annotated[Principal, Depends(_any_staff)],
+    secret: Annotated[str, Form(max_length=64)],
+    code: Annotated[str, Form(max_length=6)],
 ) -> Response:
     with db.unit_of_work(tenant=principal.tenant_id, actor=principal.actor) as uow:
         user = uow.session.get(StaffUser, principal.id)
@@ -134,13 +146,22 @@ def account_totp(
             except ValueError:  # the posted key itself was invalid: offer a fresh one
                 secret = pyotp.random_base32()
                 uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name="citygas")
-            return render(request, "auth/account.html", status_code=422, error=exc.detail, user=user, roles=roles,
-                          new_secret=secret, otpauth_uri=uri)
+            return render(
+                request,
+                "auth/account.html",
+                status_code=422,
+                error=exc.detail,
+                user=user,
+                roles=roles,
+                new_secret=secret,
+                otpauth_uri=uri,
+            )
         uow.because("staff member turned on two-step login").commit()
     return RedirectResponse("/account", status_code=303)
 
 
 # --- customers --------------------------------------------------------------------------------------
+
 
 @router.get("/app/login", response_class=HTMLResponse)
 def app_login_form(request: Request) -> Response:
@@ -153,29 +174,42 @@ def app_login(request: Request, db: DbDep, phone: Annotated[str, Form(max_length
         try:
             issued = service.do_request_otp(uow.session, phone_text=phone)
         except DomainError as exc:
-            return render(request, "app/login.html", status_code=exc.status, error=exc.detail, sent=False,
-                          phone=phone)
+            return render(
+                request, "app/login.html", status_code=exc.status, error=exc.detail, sent=False, phone=phone
+            )
         uow.commit()
     return render(request, "app/login.html", sent=True, phone=issued.phone, dev_code=issued.dev_code)
 
 
 @router.post("/app/login/verify")
 def app_login_verify(
-    request: Request, db: DbDep, phone: Annotated[str, Form(max_length=20)], code: Annotated[str, Form(max_length=6)],
+    request: Request,
+    db: DbDep,
+    phone: Annotated[str, Form(max_length=20)],
+    code: Annotated[str, Form(max_length=6)],
 ) -> Response:
     with db.system() as uow:
         try:
             customer = service.do_verify_otp(uow.session, phone_text=phone, code=code)
         except DomainError as exc:
-            return render(request, "app/login.html", status_code=exc.status, error=exc.detail, sent=False, phone=phone)
+            return render(
+                request, "app/login.html", status_code=exc.status, error=exc.detail, sent=False, phone=phone
+            )
         token = None
         if customer is not None:
-            token = service.open_web_session(uow.session, kind="customer", tenant_id=customer.tenant_id,
-                                             customer_id=customer.id)
+            token = service.open_web_session(
+                uow.session, kind="customer", tenant_id=customer.tenant_id, customer_id=customer.id
+            )
         uow.commit()
     if token is None:
-        return render(request, "app/login.html", status_code=401, sent=True, phone=phone,
-                      error="The code is wrong or has expired. Try again or request a new one.")
+        return render(
+            request,
+            "app/login.html",
+            status_code=401,
+            sent=True,
+            phone=phone,
+            error="The code is wrong or has expired. Try again or request a new one.",
+        )
     response = RedirectResponse("/app/", status_code=303)
     _set_session_cookie(request, response, token, max_age=get_settings().customer_session_days * 86400)
     return response
@@ -184,17 +218,17 @@ def app_login_verify(
 CustomerSelf = Annotated[Principal, Depends(Requires(Permission.CUSTOMER_SELF))]
 
 
-def customer_uow(request: Request, principal: CustomerSelf) -> UnitOfWork:
-    return next(request_uow(request, principal))
-
-
 @router.get("/app/", response_class=HTMLResponse)
 def app_home(request: Request, principal: CustomerSelf, db: DbDep) -> Response:
     with db.unit_of_work(tenant=principal.tenant_id, actor=principal.actor, read_only=True) as uow:
         customer = uow.session.get(Customer, principal.id)
         assert customer is not None
-        connections = uow.session.execute(
-            select(Customer).where(Customer.phone == customer.phone).order_by(Customer.consumer_number)
-        ).scalars().all()
+        connections = (
+            uow.session.execute(
+                select(Customer).where(Customer.phone == customer.phone).order_by(Customer.consumer_number)
+            )
+            .scalars()
+            .all()
+        )
         tenant = uow.session.get(Tenant, principal.tenant_id)
         return render(request, "app/home.html", customer=customer, connections=connections, tenant=tenant)

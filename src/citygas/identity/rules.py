@@ -61,26 +61,68 @@ class Permission(StrEnum):
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OPERATOR_ADMIN: frozenset(
-        {P.TENANT_MANAGE, P.AREA_VIEW, P.AREA_MANAGE, P.USER_VIEW, P.USER_MANAGE, P.CUSTOMER_VIEW,
-         P.AUDIT_VIEW, P.ACTIVITY_VIEW, P.APIKEY_MANAGE, P.OPS_PORTAL, P.METER_VIEW, P.METER_MANAGE}
+        {
+            P.TENANT_MANAGE,
+            P.AREA_VIEW,
+            P.AREA_MANAGE,
+            P.USER_VIEW,
+            P.USER_MANAGE,
+            P.CUSTOMER_VIEW,
+            P.AUDIT_VIEW,
+            P.ACTIVITY_VIEW,
+            P.APIKEY_MANAGE,
+            P.OPS_PORTAL,
+            P.METER_VIEW,
+            P.METER_MANAGE,
+        }
     ),
     Role.CGD_MANAGER: frozenset(
-        {P.CGD_PORTAL, P.AREA_VIEW, P.USER_VIEW, P.CUSTOMER_VIEW, P.AUDIT_VIEW, P.ACTIVITY_VIEW, P.APIKEY_MANAGE,
-         P.METER_VIEW}
+        {
+            P.CGD_PORTAL,
+            P.AREA_VIEW,
+            P.USER_VIEW,
+            P.CUSTOMER_VIEW,
+            P.AUDIT_VIEW,
+            P.ACTIVITY_VIEW,
+            P.APIKEY_MANAGE,
+            P.METER_VIEW,
+        }
     ),
     Role.CGD_VIEWER: frozenset({P.CGD_PORTAL, P.AREA_VIEW, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW}),
     Role.BACK_OFFICE: frozenset(
-        {P.OPS_PORTAL, P.AREA_VIEW, P.AREA_MANAGE, P.USER_VIEW, P.CUSTOMER_VIEW, P.CUSTOMER_MANAGE,
-         P.ACTIVITY_VIEW, P.AUDIT_VIEW, P.METER_VIEW, P.METER_MANAGE}
+        {
+            P.OPS_PORTAL,
+            P.AREA_VIEW,
+            P.AREA_MANAGE,
+            P.USER_VIEW,
+            P.CUSTOMER_VIEW,
+            P.CUSTOMER_MANAGE,
+            P.ACTIVITY_VIEW,
+            P.AUDIT_VIEW,
+            P.METER_VIEW,
+            P.METER_MANAGE,
+        }
     ),
     Role.STORE_KEEPER: frozenset({P.OPS_PORTAL, P.AREA_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW, P.METER_MANAGE}),
     Role.FIELD_SUPERVISOR: frozenset(
-        {P.OPS_PORTAL, P.AREA_VIEW, P.USER_VIEW, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW, P.METER_MANAGE,
-         P.METER_INSTALL}
+        {
+            P.OPS_PORTAL,
+            P.AREA_VIEW,
+            P.USER_VIEW,
+            P.CUSTOMER_VIEW,
+            P.ACTIVITY_VIEW,
+            P.METER_VIEW,
+            P.METER_MANAGE,
+            P.METER_INSTALL,
+        }
     ),
-    Role.TECHNICIAN: frozenset({P.FIELD_PORTAL, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW, P.METER_INSTALL}),
+    Role.TECHNICIAN: frozenset(
+        {P.FIELD_PORTAL, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW, P.METER_INSTALL}
+    ),
     Role.METER_READER: frozenset({P.FIELD_PORTAL, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW}),
-    Role.CARE_AGENT: frozenset({P.OPS_PORTAL, P.CUSTOMER_VIEW, P.CUSTOMER_MANAGE, P.ACTIVITY_VIEW, P.METER_VIEW}),
+    Role.CARE_AGENT: frozenset(
+        {P.OPS_PORTAL, P.CUSTOMER_VIEW, P.CUSTOMER_MANAGE, P.ACTIVITY_VIEW, P.METER_VIEW}
+    ),
     Role.CSC_AGENT: frozenset({P.AGENT_PORTAL, P.CUSTOMER_VIEW}),
 }
 

@@ -31,7 +31,7 @@ from citygas.identity.rules import (
 )
 from citygas.notifications import ports as notifications
 from citygas.platform import audit
-from citygas.platform.errors import NotAuthenticated, NotFound, TooManyRequests, ValidationFailed
+from citygas.platform.errors import NotFound, TooManyRequests, ValidationFailed
 from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import Tenant, current_tenant, is_system
 from citygas.platform.time import utcnow
@@ -78,7 +78,9 @@ def do_staff_login(session: Session, *, username: str, password: str, totp_code:
     _require_system(session)
     settings = get_settings()
     now = utcnow()
-    user = session.execute(select(StaffUser).where(StaffUser.username == username.strip().lower())).scalar_one_or_none()
+    user = session.execute(
+        select(StaffUser).where(StaffUser.username == username.strip().lower())
+    ).scalar_one_or_none()
     generic = "Wrong username or password"
     if user is None:
         _password_ok(_DUMMY_HASH, password)
@@ -87,13 +89,20 @@ def do_staff_login(session: Session, *, username: str, password: str, totp_code:
         wait = math.ceil((user.locked_until - now).total_seconds())
         return LoginOutcome(None, f"Too many failed attempts. Try again in {wait} seconds.")
     password_ok = _password_ok(user.password_hash, password)
-    totp_ok = user.totp_secret is None or pyotp.TOTP(user.totp_secret).verify(totp_code.strip(), valid_window=1)
+    totp_ok = user.totp_secret is None or pyotp.TOTP(user.totp_secret).verify(
+        totp_code.strip(), valid_window=1
+    )
     if not (password_ok and totp_ok and user.active):
         user.failed_logins += 1
         lock = lockout_for(user.failed_logins, threshold=settings.login_lockout_threshold)
         user.locked_until = now + lock if lock else None
-        audit.record(session, action="auth.login_failed", entity_type="staff_user", entity_id=str(user.id),
-                     tenant_id=user.tenant_id)
+        audit.record(
+            session,
+            action="auth.login_failed",
+            entity_type="staff_user",
+            entity_id=str(user.id),
+            tenant_id=user.tenant_id,
+        )
         if not user.active:
             return LoginOutcome(None, "This account is disabled. Ask your administrator.")
         if password_ok and not totp_ok:
@@ -102,31 +111,53 @@ def do_staff_login(session: Session, *, username: str, password: str, totp_code:
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now
-    audit.record(session, action="auth.login", entity_type="staff_user", entity_id=str(user.id),
-                 tenant_id=user.tenant_id)
+    audit.record(
+        session,
+        action="auth.login",
+        entity_type="staff_user",
+        entity_id=str(user.id),
+        tenant_id=user.tenant_id,
+    )
     return LoginOutcome(user, None)
 
 
 def open_web_session(
-    session: Session, *, kind: str, tenant_id: uuid.UUID, staff_user_id: uuid.UUID | None = None,
+    session: Session,
+    *,
+    kind: str,
+    tenant_id: uuid.UUID,
+    staff_user_id: uuid.UUID | None = None,
     customer_id: uuid.UUID | None = None,
 ) -> str:
     """Create a session row and return the cookie value; only its hash is stored."""
     settings = get_settings()
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    lifetime = timedelta(hours=settings.session_hours) if kind == "staff" else timedelta(
-        days=settings.customer_session_days)
-    session.add(WebSession(
-        token_hash=sha256_hex(token), kind=kind, tenant_id=tenant_id, staff_user_id=staff_user_id,
-        customer_id=customer_id, csrf_token=secrets.token_urlsafe(24), created_at=now, expires_at=now + lifetime,
-    ))
+    lifetime = (
+        timedelta(hours=settings.session_hours)
+        if kind == "staff"
+        else timedelta(days=settings.customer_session_days)
+    )
+    session.add(
+        WebSession(
+            token_hash=sha256_hex(token),
+            kind=kind,
+            tenant_id=tenant_id,
+            staff_user_id=staff_user_id,
+            customer_id=customer_id,
+            csrf_token=secrets.token_urlsafe(24),
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
     return token
 
 
 def resolve_web_session(session: Session, token: str) -> Principal | None:
     _require_system(session)
-    row = session.execute(select(WebSession).where(WebSession.token_hash == sha256_hex(token))).scalar_one_or_none()
+    row = session.execute(
+        select(WebSession).where(WebSession.token_hash == sha256_hex(token))
+    ).scalar_one_or_none()
     now = utcnow()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
@@ -135,14 +166,30 @@ def resolve_web_session(session: Session, token: str) -> Principal | None:
         if user is None or not user.active:
             return None
         roles = user.role_names
-        return Principal("staff", user.id, user.tenant_id, f"{user.full_name} ({user.username})", roles,
-                         permissions_for(roles), row.id, row.csrf_token)
+        return Principal(
+            "staff",
+            user.id,
+            user.tenant_id,
+            f"{user.full_name} ({user.username})",
+            roles,
+            permissions_for(roles),
+            row.id,
+            row.csrf_token,
+        )
     if row.kind == "customer" and row.customer_id is not None:
         customer = session.get(Customer, row.customer_id)
         if customer is None:
             return None
-        return Principal("customer", customer.id, customer.tenant_id, f"{customer.name} ({customer.consumer_number})",
-                         frozenset(), frozenset(CUSTOMER_PERMISSIONS), row.id, row.csrf_token)
+        return Principal(
+            "customer",
+            customer.id,
+            customer.tenant_id,
+            f"{customer.name} ({customer.consumer_number})",
+            frozenset(),
+            frozenset(CUSTOMER_PERMISSIONS),
+            row.id,
+            row.csrf_token,
+        )
     return None
 
 
@@ -153,6 +200,7 @@ def close_web_session(session: Session, session_id: uuid.UUID) -> None:
 
 
 # --- customers: phone OTP -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OtpIssued:
@@ -171,8 +219,9 @@ def do_request_otp(session: Session, *, phone_text: str) -> OtpIssued:
         raise ValidationFailed(str(exc)) from exc
     now = utcnow()
     recent = session.execute(
-        select(func.count()).select_from(OtpChallenge).where(
-            OtpChallenge.phone == phone, OtpChallenge.created_at > now - timedelta(hours=1))
+        select(func.count())
+        .select_from(OtpChallenge)
+        .where(OtpChallenge.phone == phone, OtpChallenge.created_at > now - timedelta(hours=1))
     ).scalar_one()
     if recent >= settings.otp_max_per_hour:
         raise TooManyRequests("Too many codes requested for this number. Try again in an hour.")
@@ -180,15 +229,25 @@ def do_request_otp(session: Session, *, phone_text: str) -> OtpIssued:
         select(Customer).where(Customer.phone == phone).order_by(Customer.created_at).limit(1)
     ).scalar_one_or_none()
     code = f"{secrets.randbelow(1_000_000):06d}"
-    session.add(OtpChallenge(phone=phone, code_hash=sha256_hex(f"{phone}:{code}"), created_at=now,
-                             expires_at=now + timedelta(seconds=settings.otp_ttl_seconds)))
+    session.add(
+        OtpChallenge(
+            phone=phone,
+            code_hash=sha256_hex(f"{phone}:{code}"),
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.otp_ttl_seconds),
+        )
+    )
     if customer is None:
         return OtpIssued(phone, None)
     tenant = session.get(Tenant, customer.tenant_id)
     brand = tenant.name if tenant else "citygas"
-    notifications.request(session, channel="sms", to=phone,
-                          text=f"{code} is your {brand} login code. It expires in 5 minutes. Never share it.")
-    # The event must run inside the customer's tenant wall.
+    notifications.request(
+        session,
+        channel="sms",
+        to=phone,
+        text=f"{code} is your {brand} login code. It expires in 5 minutes. Never share it.",
+        tenant_id=customer.tenant_id,
+    )
     return OtpIssued(phone, code if settings.is_development else None)
 
 
@@ -205,8 +264,10 @@ def do_verify_otp(session: Session, *, phone_text: str, code: str) -> Customer |
         raise ValidationFailed(str(exc)) from exc
     now = utcnow()
     challenge = session.execute(
-        select(OtpChallenge).where(OtpChallenge.phone == phone, OtpChallenge.consumed_at.is_(None))
-        .order_by(OtpChallenge.created_at.desc()).limit(1)
+        select(OtpChallenge)
+        .where(OtpChallenge.phone == phone, OtpChallenge.consumed_at.is_(None))
+        .order_by(OtpChallenge.created_at.desc())
+        .limit(1)
     ).scalar_one_or_none()
     if challenge is None or challenge.expires_at <= now or challenge.attempts >= MAX_OTP_ATTEMPTS:
         return None
@@ -219,8 +280,13 @@ def do_verify_otp(session: Session, *, phone_text: str, code: str) -> Customer |
     ).scalar_one_or_none()
     if customer is None:
         return None
-    audit.record(session, action="auth.customer_login", entity_type="customer", entity_id=str(customer.id),
-                 tenant_id=customer.tenant_id)
+    audit.record(
+        session,
+        action="auth.customer_login",
+        entity_type="customer",
+        entity_id=str(customer.id),
+        tenant_id=customer.tenant_id,
+    )
     return customer
 
 
@@ -229,18 +295,28 @@ def do_verify_otp(session: Session, *, phone_text: str, code: str) -> Customer |
 API_KEY_PREFIX = "cg_"
 
 
-def do_create_api_key(session: Session, *, name: str, scopes: list[str], created_by: str) -> tuple[ApiKey, str]:
+def do_create_api_key(
+    session: Session, *, name: str, scopes: list[str], created_by: str
+) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is shown once and never stored."""
     if not name.strip():
         raise ValidationFailed("Give the key a name that says who uses it")
     unknown = sorted(set(scopes) - set(API_KEY_SCOPES))
     if unknown or not scopes:
-        raise ValidationFailed(f"Choose scopes from {', '.join(sorted(API_KEY_SCOPES))}" +
-                               (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+        raise ValidationFailed(
+            f"Choose scopes from {', '.join(sorted(API_KEY_SCOPES))}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    key = ApiKey(name=name.strip(), prefix=prefix, secret_hash=sha256_hex(secret), scopes=sorted(set(scopes)),
-                 created_at=utcnow(), created_by=created_by)
+    key = ApiKey(
+        name=name.strip(),
+        prefix=prefix,
+        secret_hash=sha256_hex(secret),
+        scopes=sorted(set(scopes)),
+        created_at=utcnow(),
+        created_by=created_by,
+    )
     session.add(key)
     session.flush()
     return key, f"{API_KEY_PREFIX}{prefix}_{secret}"
@@ -250,14 +326,20 @@ def resolve_api_key(session: Session, raw: str) -> Principal | None:
     _require_system(session)
     if not raw.startswith(API_KEY_PREFIX) or raw.count("_") < 2:
         return None
-    prefix, _, secret = raw[len(API_KEY_PREFIX):].partition("_")
+    prefix, _, secret = raw[len(API_KEY_PREFIX) :].partition("_")
     key = session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalar_one_or_none()
     if key is None or key.revoked_at is not None:
         return None
     if not hmac.compare_digest(key.secret_hash, sha256_hex(secret)):
         return None
-    return Principal("api_key", key.id, key.tenant_id, f"API key {key.name}", frozenset(),
-                     permissions_for_scopes(key.scopes))
+    return Principal(
+        "api_key",
+        key.id,
+        key.tenant_id,
+        f"API key {key.name}",
+        frozenset(),
+        permissions_for_scopes(key.scopes),
+    )
 
 
 def do_revoke_api_key(session: Session, key_id: uuid.UUID) -> ApiKey:
@@ -271,9 +353,16 @@ def do_revoke_api_key(session: Session, key_id: uuid.UUID) -> ApiKey:
 
 # --- staff users ----------------------------------------------------------------------------------
 
+
 def do_create_staff_user(
-    session: Session, *, username: str, full_name: str, password: str, roles: list[str],
-    email: str = "", phone: str = "",
+    session: Session,
+    *,
+    username: str,
+    full_name: str,
+    password: str,
+    roles: list[str],
+    email: str = "",
+    phone: str = "",
 ) -> StaffUser:
     username = username.strip().lower()
     if not username or not all(ch.isalnum() or ch in "._-" for ch in username):
@@ -282,13 +371,21 @@ def do_create_staff_user(
         raise ValidationFailed("Enter the person's full name")
     bad = sorted(set(roles) - {r.value for r in Role})
     if bad or not roles:
-        raise ValidationFailed("Choose at least one role" if not roles else f"Unknown roles: {', '.join(bad)}")
+        raise ValidationFailed(
+            "Choose at least one role" if not roles else f"Unknown roles: {', '.join(bad)}"
+        )
     tenant = session.get(Tenant, current_tenant(session))
     if Role.OPERATOR_ADMIN.value in roles and (tenant is None or tenant.kind != "operator"):
         # An operator admin crosses every tenant's wall; only the service provider's own staff may be one.
         raise ValidationFailed("Operator admin is a role of the service provider's staff, not of a CGD's")
-    user = StaffUser(username=username, full_name=full_name.strip(), email=email.strip(), phone=phone.strip(),
-                     password_hash=hash_password(password), created_at=utcnow())
+    user = StaffUser(
+        username=username,
+        full_name=full_name.strip(),
+        email=email.strip(),
+        phone=phone.strip(),
+        password_hash=hash_password(password),
+        created_at=utcnow(),
+    )
     user.roles = [StaffRole(role=r) for r in sorted(set(roles))]
     try:
         # Usernames are unique across tenants (one login page), so the database decides, not a

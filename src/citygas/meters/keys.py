@@ -15,8 +15,12 @@ from citygas.meters.link import derive_meter_parameter_key, derive_meter_reading
 
 
 def tenant_meter_root(master_key: bytes, tenant_id: uuid.UUID) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=f"citygas tenant meter root v1 {tenant_id}".encode()).derive(master_key)
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=None,
+        info=f"citygas tenant meter root v1 {tenant_id}".encode(),
+    ).derive(master_key)
 
 
 def meter_link_keys(master_key: bytes, tenant_id: uuid.UUID, serial: str) -> tuple[bytes, bytes]:

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
 from citygas.identity.principal import Principal
-from citygas.identity.service import resolve_web_session
 from citygas.identity.rules import Permission
+from citygas.identity.service import resolve_web_session
 from citygas.meters.display import lcd_lines
 from citygas.meters.keys import meter_link_keys
 from citygas.meters.link import MeterLinkEndpoint
@@ -31,13 +31,19 @@ from citygas.web.render import render
 router = APIRouter(prefix="/sim", dependencies=[Depends(verify_csrf)], include_in_schema=False)
 # The WebSocket has no form to carry a CSRF token; it checks the Origin header instead.
 link_router = APIRouter(prefix="/sim")
-AnyCaller = Annotated[UnitOfWork, Depends(uow_with(None))]
+# Staff of the meter's CGD, or the household it belongs to (checked row by row in `access_meter`).
+AnyCaller = Annotated[UnitOfWork, Depends(uow_with(Permission.METER_VIEW, Permission.CUSTOMER_SELF))]
 
 # Until tariffs are configured per charge area, simulated currency-mode meters price gas at ₹50/SCM.
 DEMO_TARIFF_PAISE_PER_SCM = 5_000
 LIVE_STATES = ("installed", "commissioned", "active", "suspended", "faulty")
-INJECTABLE = [EventCode.MAGNET_TAMPER, EventCode.CASE_OPEN, EventCode.LOW_BATTERY, EventCode.VALVE_FAULT,
-              EventCode.REVERSE_FLOW]
+INJECTABLE = [
+    EventCode.MAGNET_TAMPER,
+    EventCode.CASE_OPEN,
+    EventCode.LOW_BATTERY,
+    EventCode.VALVE_FAULT,
+    EventCode.REVERSE_FLOW,
+]
 
 
 def hub_of(request: Request) -> SimulatorHub:
@@ -65,8 +71,6 @@ def access_meter(session: Session, principal: Principal, serial: str) -> Meter:
         owner = session.get(Customer, meter.customer_id) if meter.customer_id else None
         if own is None or owner is None or owner.phone != own.phone:
             raise NotFound(f"no simulated meter {serial}")
-    elif not principal.can(Permission.METER_VIEW):
-        raise PermissionDenied("Your role does not allow this (meter.view)")
     return meter
 
 
@@ -79,15 +83,30 @@ def runtime_for(hub: SimulatorHub, session: Session, meter: Meter) -> MeterRunti
     model = session.get(MeterModel, meter.model_id)
     assert model is not None
     mode = MeterMode(model.mode)
-    identity = MeterIdentity(serial=meter.serial, sts_meter_number=meter.sts_meter_number, model=model.code,
-                             manufacturer_code=model.manufacturer_code, firmware="sim-1.0", mode=mode,
-                             sgc=meter.sgc, krn=meter.krn, ti=meter.ti, base_date=meter.base_date)
+    identity = MeterIdentity(
+        serial=meter.serial,
+        sts_meter_number=meter.sts_meter_number,
+        model=model.code,
+        manufacturer_code=model.manufacturer_code,
+        firmware="sim-1.0",
+        mode=mode,
+        sgc=meter.sgc,
+        krn=meter.krn,
+        ti=meter.ti,
+        base_date=meter.base_date,
+    )
     currency = mode is MeterMode.CURRENCY
-    parameters = MeterParameters(low_credit_threshold=10_000 if currency else 2_000,
-                                 emergency_credit=5_000 if currency else 1_000)
-    simulated = SimulatedMeter(identity, parameters, tariff_paise_per_scm=DEMO_TARIFF_PAISE_PER_SCM,
-                               decoder_key=decoder_key_for(session, meter, master_key=hub.master_key),
-                               start=hub.sim_now(), ken=meter.ken)
+    parameters = MeterParameters(
+        low_credit_threshold=10_000 if currency else 2_000, emergency_credit=5_000 if currency else 1_000
+    )
+    simulated = SimulatedMeter(
+        identity,
+        parameters,
+        tariff_paise_per_scm=DEMO_TARIFF_PAISE_PER_SCM,
+        decoder_key=decoder_key_for(session, meter, master_key=hub.master_key),
+        start=hub.sim_now(),
+        ken=meter.ken,
+    )
     return hub.add(key, simulated)
 
 
@@ -123,13 +142,14 @@ def meter_view(runtime: MeterRuntime) -> dict[str, Any]:
 @router.get("/meters", response_class=HTMLResponse)
 def simulated_meters(request: Request, uow: AnyCaller) -> Response:
     principal = _principal(request)
-    query = select(Meter, Customer).outerjoin(Customer, Meter.customer_id == Customer.id).where(
-        Meter.simulated.is_(True), Meter.state.in_(LIVE_STATES))
+    query = (
+        select(Meter, Customer)
+        .outerjoin(Customer, Meter.customer_id == Customer.id)
+        .where(Meter.simulated.is_(True), Meter.state.in_(LIVE_STATES))
+    )
     if principal.kind == "customer":
         own = uow.session.get(Customer, principal.id)
         query = query.where(Customer.phone == (own.phone if own else ""))
-    elif not principal.can(Permission.METER_VIEW):
-        raise PermissionDenied("Your role does not allow this (meter.view)")
     rows = uow.session.execute(query.order_by(Meter.serial).limit(500)).all()
     return render(request, "meters/sim_list.html", rows=rows)
 
@@ -141,8 +161,15 @@ def simulated_meter(request: Request, serial: str, uow: AnyCaller) -> Response:
         view = meter_view(runtime)
         events = runtime.meter.events(after_seq=0, limit=200)  # the whole bounded log
     staff = _principal(request).kind == "staff"
-    return render(request, "meters/sim_meter.html", meter=meter, view=view, events=list(reversed(events))[:15],
-                  injectable=INJECTABLE if staff else [], speed=hub_of(request).speed)
+    return render(
+        request,
+        "meters/sim_meter.html",
+        meter=meter,
+        view=view,
+        events=list(reversed(events))[:15],
+        injectable=INJECTABLE if staff else [],
+        speed=hub_of(request).speed,
+    )
 
 
 @router.get("/meters/{serial}/state.json")
@@ -208,8 +235,13 @@ async def meter_link(websocket: WebSocket, serial: str) -> None:
     def remember(counter: int) -> None:
         runtime.parameter_counter = counter
 
-    endpoint = MeterLinkEndpoint(runtime.meter, reading_key, parameter_key,
-                                 last_parameter_counter=runtime.parameter_counter, on_authorised=remember)
+    endpoint = MeterLinkEndpoint(
+        runtime.meter,
+        reading_key,
+        parameter_key,
+        last_parameter_counter=runtime.parameter_counter,
+        on_authorised=remember,
+    )
     await websocket.accept()
     try:
         while True:
@@ -224,8 +256,9 @@ async def meter_link(websocket: WebSocket, serial: str) -> None:
 
 
 @router.post("/meters/{serial}/token")
-def enter_token(request: Request, serial: str, uow: AnyCaller,
-                token: Annotated[str, Form(max_length=40)]) -> Response:
+def enter_token(
+    request: Request, serial: str, uow: AnyCaller, token: Annotated[str, Form(max_length=40)]
+) -> Response:
     return _act(request, uow, serial, "token", token=token)
 
 
@@ -240,5 +273,7 @@ def take_emergency_credit(request: Request, serial: str, uow: AnyCaller) -> Resp
 
 
 @router.post("/meters/{serial}/event")
-def inject_event(request: Request, serial: str, uow: AnyCaller, code: Annotated[str, Form(max_length=32)]) -> Response:
+def inject_event(
+    request: Request, serial: str, uow: AnyCaller, code: Annotated[str, Form(max_length=32)]
+) -> Response:
     return _act(request, uow, serial, "event", code=code)

@@ -32,9 +32,10 @@ def _ist_midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC) - IST
 
 
-def _seed(*parts: object) -> int:
+def _rng(*parts: object) -> random.Random:
+    """A generator seeded from the parts, so a household behaves the same across restarts (not security)."""
     digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    return random.Random(int.from_bytes(digest[:8], "big"))  # noqa: S311
 
 
 @dataclass
@@ -49,7 +50,7 @@ class MeterRuntime:
 
     def sessions_on(self, day: date) -> tuple[CookingSession, ...]:
         # The same household cooks the same way on the same day, however often the simulator restarts.
-        return cooking_sessions(self.household, day_factor(day), random.Random(_seed(self.key, day.isoformat())))
+        return cooking_sessions(self.household, day_factor(day), _rng(self.key, day.isoformat()))
 
     def run_until(self, to: datetime) -> None:
         """Live the household's day(s) up to `to`: the meter draws gas during each cooking session."""
@@ -80,7 +81,11 @@ class SimulatorHub:
     clock (for demos: a day of cooking in minutes)."""
 
     def __init__(
-        self, state_dir: Path | None, *, master_key: bytes, speed: float = 1.0,
+        self,
+        state_dir: Path | None,
+        *,
+        master_key: bytes,
+        speed: float = 1.0,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.state_dir = state_dir
@@ -105,7 +110,7 @@ class SimulatorHub:
         return runtime
 
     def add(self, key: str, meter: SimulatedMeter) -> MeterRuntime:
-        runtime = MeterRuntime(key, meter, make_household(random.Random(_seed("household", key))))
+        runtime = MeterRuntime(key, meter, make_household(_rng("household", key)))
         with self._lock:
             self._runtimes.setdefault(key, runtime)
             runtime = self._runtimes[key]
@@ -129,7 +134,8 @@ class SimulatorHub:
         path = self._path(runtime.key)
         tmp = path.with_suffix(".tmp")
         body = json.dumps(
-            {"meter": runtime.meter.to_dict(), "parameter_counter": runtime.parameter_counter}, separators=(",", ":")
+            {"meter": runtime.meter.to_dict(), "parameter_counter": runtime.parameter_counter},
+            separators=(",", ":"),
         )
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -151,8 +157,12 @@ class SimulatorHub:
             return None
         data = json.loads(self._path(key).read_text(encoding="utf-8"))
         meter = SimulatedMeter.from_dict(data["meter"])
-        runtime = MeterRuntime(key, meter, make_household(random.Random(_seed("household", key))),
-                               parameter_counter=int(data.get("parameter_counter", 0)))
+        runtime = MeterRuntime(
+            key,
+            meter,
+            make_household(_rng("household", key)),
+            parameter_counter=int(data.get("parameter_counter", 0)),
+        )
         with self._lock:
             self._runtimes.setdefault(key, runtime)
             return self._runtimes[key]

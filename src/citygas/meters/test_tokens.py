@@ -40,7 +40,9 @@ class DemoCredit:
 
 def issue_demo_credit(db: Database, *, serial: str, amount_text: str, actor: Actor = CLI_ACTOR) -> DemoCredit:
     with db.system(read_only=True) as uow:
-        matches = uow.session.execute(select(Meter.tenant_id).where(Meter.serial == serial.strip().upper())).all()
+        matches = uow.session.execute(
+            select(Meter.tenant_id).where(Meter.serial == serial.strip().upper())
+        ).all()
     if len(matches) != 1:
         raise NotFound(f"no meter {serial}" if not matches else f"{serial} exists in several tenants")
     tenant_id = matches[0][0]
@@ -49,9 +51,11 @@ def issue_demo_credit(db: Database, *, serial: str, amount_text: str, actor: Act
         meter = session.execute(select(Meter).where(Meter.serial == serial.strip().upper())).scalar_one()
         key = session.get(VendingKey, meter.vending_key_id)
         model = session.get(MeterModel, meter.model_id)
-        assert key is not None and model is not None
+        assert key is not None
+        assert model is not None
         if not key.is_test_key:
             raise PermissionDenied("this meter has a real vending key: credit comes only from a paid vend")
+        base_units: int
         if model.mode == "currency":
             base_units = parse_rupees(amount_text)
             unit = "paise"
@@ -65,12 +69,21 @@ def issue_demo_credit(db: Database, *, serial: str, amount_text: str, actor: Act
             raise ValidationFailed("the amount must be more than zero")
         convention = AmountConvention(model.credit_subclass, unit, model.base_units_per_count)
         tid = allocate_tid(session, meter, now=utcnow())
-        credit = issue_metered_credit(decoder_key=decoder_key_for(session, meter,
-                                                                  master_key=get_settings().master_key_bytes),
-                                      convention=convention, base_units=base_units, tid=tid, ken=meter.ken)
+        credit = issue_metered_credit(
+            decoder_key=decoder_key_for(session, meter, master_key=get_settings().master_key_bytes),
+            convention=convention,
+            base_units=base_units,
+            tid=tid,
+            ken=meter.ken,
+        )
         carried = credit.carried_base_units
         described = format_inr(carried) if unit == "paise" else format_scm(carried)
-        audit.record(session, action="meter.test_token", entity_type="meter", entity_id=str(meter.id),
-                     after={"tid": tid, unit: carried, "key": "STS test key"})
+        audit.record(
+            session,
+            action="meter.test_token",
+            entity_type="meter",
+            entity_id=str(meter.id),
+            after={"tid": tid, unit: carried, "key": "STS test key"},
+        )
         uow.because("demo credit with the published STS test key").commit()
     return DemoCredit(credit.token, tid, carried, f"{described} for meter {meter.serial}")

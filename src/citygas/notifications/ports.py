@@ -4,6 +4,7 @@ which writes the message to the log (that is where a developer reads a login OTP
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,11 +54,14 @@ def use_notifier(adapter: Notifier) -> None:
     _notifier = adapter
 
 
-def request(session: Session, *, channel: str, to: str, text: str) -> None:
-    """Ask for a message to be sent once the caller's transaction commits."""
+def request(
+    session: Session, *, channel: str, to: str, text: str, tenant_id: uuid.UUID | None = None
+) -> None:
+    """Ask for a message to be sent once the caller's transaction commits (in `tenant_id`'s name when the
+    caller runs in the platform scope, as the login look-ups do)."""
     from citygas.platform.outbox import emit  # noqa: PLC0415 - keep the port importable on its own
 
-    emit(session, "notification.requested", {"channel": channel, "to": to, "text": text})
+    emit(session, "notification.requested", {"channel": channel, "to": to, "text": text}, tenant_id=tenant_id)
 
 
 @handles("notification.requested", name="notifications.send")

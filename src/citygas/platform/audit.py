@@ -14,12 +14,12 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from citygas.platform.auditable import Audited
 from citygas.platform.context import actor_of, reason_of, request_id_of
@@ -66,7 +66,7 @@ class AuditChainHead(Base):
 def _jsonable(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
@@ -276,6 +276,25 @@ def _seal_at_commit(session: Session) -> None:
         session.flush()
 
 
-@event.listens_for(Session, "after_rollback")
-def _audit_forget(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+_MARKS_KEY = "citygas_audit_savepoints"
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _audit_mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        marks = session.info.setdefault(_MARKS_KEY, {})
+        marks[id(transaction)] = len(session.info.get(_PENDING_KEY, []))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _audit_forget(session: Session, previous_transaction: SessionTransaction) -> None:
+    """A rolled-back savepoint forgets only the entries collected inside it (the rest of the use case
+    goes on and still commits); a rolled-back transaction forgets them all."""
+    pending = session.info.get(_PENDING_KEY)
+    if previous_transaction.nested:
+        mark = session.info.get(_MARKS_KEY, {}).pop(id(previous_transaction), None)
+        if pending is not None and mark is not None:
+            del pending[mark:]
+    elif previous_transaction.parent is None:
+        session.info.pop(_PENDING_KEY, None)
+        session.info.pop(_MARKS_KEY, None)

@@ -207,7 +207,7 @@ class OutboxRelay:
                 row.locked_until = None
                 row.attempts = event.attempt
                 session.commit()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, never lost
                 session.rollback()
                 log.warning("outbox handler failed", extra={"event_id": str(event_id), "topic": event.topic})
                 self._record_failure(event_id, event.attempt, f"{type(exc).__name__}: {exc}")

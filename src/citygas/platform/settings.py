@@ -59,8 +59,12 @@ class Settings(BaseSettings):
     simulator: bool | None = Field(
         default=None, description="Serve simulated meters under /sim/; on by default except in production."
     )
-    simulator_speed: float = Field(default=1.0, description="How much faster than real time simulated meters run.")
-    simulator_state_dir: Path | None = Field(default=Path("var/simulator"), description="Where simulated meters keep their state.")
+    simulator_speed: float = Field(
+        default=1.0, description="How much faster than real time simulated meters run."
+    )
+    simulator_state_dir: Path | None = Field(
+        default=Path("var/simulator"), description="Where simulated meters keep their state."
+    )
     session_hours: int = 12
     customer_session_days: int = 30
     otp_ttl_seconds: int = 300
@@ -91,7 +95,9 @@ class Settings(BaseSettings):
 
     @property
     def simulator_enabled(self) -> bool:
-        return self.simulator if self.simulator is not None else self.environment is not Environment.PRODUCTION
+        return (
+            self.simulator if self.simulator is not None else self.environment is not Environment.PRODUCTION
+        )
 
     @property
     def is_development(self) -> bool:

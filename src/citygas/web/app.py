@@ -27,7 +27,9 @@ from citygas.web.errors import install_error_handlers
 from citygas.web.observability import configure_logging, request_context
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None, run_worker: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, run_worker: bool | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     database = db or Database(make_engine(settings.database_url))
     load_plugins(settings.plugin_modules)
@@ -37,8 +39,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker = None
         if start_worker:
-            worker = Worker(database, poll_seconds=settings.worker_poll_seconds,
-                            max_attempts=settings.outbox_max_attempts)
+            worker = Worker(
+                database, poll_seconds=settings.worker_poll_seconds, max_attempts=settings.outbox_max_attempts
+            )
             worker.start_in_thread()
         ticker = asyncio.create_task(_tick_simulator(app)) if app.state.simulator is not None else None
         yield
@@ -60,14 +63,28 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     )
     app.state.db = database
     app.state.simulator = (
-        SimulatorHub(settings.simulator_state_dir, master_key=settings.master_key_bytes, speed=settings.simulator_speed) if settings.simulator_enabled else None
+        SimulatorHub(
+            settings.simulator_state_dir, master_key=settings.master_key_bytes, speed=settings.simulator_speed
+        )
+        if settings.simulator_enabled
+        else None
     )
     app.state.settings = settings
     app.middleware("http")(request_context)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for router in (health.router, api.router, customers_api.router, meters_api.router, identity_pages.router,
-                   portals.router, meters_pages.router, sim_pages.router, sim_pages.link_router, admin.router):
+    for router in (
+        health.router,
+        api.router,
+        customers_api.router,
+        meters_api.router,
+        identity_pages.router,
+        portals.router,
+        meters_pages.router,
+        sim_pages.router,
+        sim_pages.link_router,
+        admin.router,
+    ):
         app.include_router(router)
     return app
 

@@ -1,7 +1,6 @@
 """Request dependencies: the caller (`Principal`), the permission a route needs (`Requires`), the
 request's unit of work bound to the caller's tenant, and CSRF protection for form posts."""
 
-
 import hmac
 from collections.abc import Callable, Iterator
 from typing import Annotated
@@ -54,10 +53,15 @@ def current_principal(request: Request) -> Principal | None:
 
 class Requires:
     """`Depends(Requires(Permission.X))`: the caller must be logged in and hold X. The route walk in the
-    tests reads `.permission` off every route, so a route without one is noticed."""
+    tests reads `.permissions` off every route, so a route without one is noticed."""
 
-    def __init__(self, permission: str | None) -> None:
-        self.permission = permission  # None: any logged-in caller
+    def __init__(self, *permissions: str | None) -> None:
+        # Any one of the permissions admits the caller; `Requires(None)` admits any logged-in caller.
+        self.permissions = frozenset(p for p in permissions if p is not None)
+
+    @property
+    def described(self) -> str:
+        return " or ".join(sorted(self.permissions))
 
     def __call__(self, request: Request) -> Principal:
         principal = current_principal(request)
@@ -65,8 +69,8 @@ class Requires:
             if is_api(request):
                 raise NotAuthenticated("Send an API key as `Authorization: Bearer <key>`")
             raise LoginRequired("/app/login" if request.url.path.startswith("/app") else "/login")
-        if self.permission is not None and not principal.can(self.permission):
-            raise PermissionDenied(f"Your role does not allow this ({self.permission})")
+        if self.permissions and not any(principal.can(p) for p in self.permissions):
+            raise PermissionDenied(f"Your role does not allow this ({self.described})")
         return principal
 
 
@@ -115,11 +119,14 @@ DbDep = Annotated[Database, Depends(get_db)]
 MaybePrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 
-def uow_with(permission: str | None) -> Callable[..., Iterator[UnitOfWork]]:
-    """A dependency giving the route a unit of work in the caller's tenant, after checking `permission`."""
-    requires = Requires(permission)
+def uow_with(*permissions: str | None) -> Callable[..., Iterator[UnitOfWork]]:
+    """A dependency giving the route a unit of work in the caller's tenant, after checking that the caller
+    holds one of `permissions`."""
+    requires = Requires(*permissions)
 
-    def dependency(request: Request, principal: Annotated[Principal, Depends(requires)]) -> Iterator[UnitOfWork]:
+    def dependency(
+        request: Request, principal: Annotated[Principal, Depends(requires)]
+    ) -> Iterator[UnitOfWork]:
         yield from request_uow(request, principal)
 
     return dependency

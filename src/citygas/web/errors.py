@@ -17,16 +17,33 @@ from citygas.web.deps import LoginRequired, is_api
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
-STATUS_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-                422: "validation_error", 429: "rate_limited", 500: "internal_error"}
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+}
 
 
 def problem(request: Request, status: int, code: str, title: str, detail: str, **extra: Any) -> Response:
     if is_api(request):
-        body = {"type": f"https://citygas.dev/problems/{code}", "title": title, "status": status,
-                "detail": detail, "code": code, "instance": request.url.path,
-                "request_id": getattr(request.state, "request_id", None), **extra}
+        body = {
+            "type": f"https://citygas.dev/problems/{code}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "code": code,
+            "instance": request.url.path,
+            "request_id": getattr(request.state, "request_id", None),
+            **extra,
+        }
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
     from citygas.web.render import render  # noqa: PLC0415 - render imports deps, which this module shares
@@ -56,7 +73,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(request, exc.status_code, code, str(exc.detail), str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
+    async def _unexpected(request: Request, exc: Exception) -> Response:  # noqa: ARG001 - logged via exc_info
         log.exception("unhandled error", extra={"request_id": getattr(request.state, "request_id", None)})
-        return problem(request, 500, "internal_error", "Something went wrong on our side",
-                       "The error has been logged. Try again; if it persists, quote the request id.")
+        return problem(
+            request,
+            500,
+            "internal_error",
+            "Something went wrong on our side",
+            "The error has been logged. Try again; if it persists, quote the request id.",
+        )

@@ -29,12 +29,18 @@ def readyz(request: Request) -> Response:
             uow.session.execute(text("SELECT 1"))
             revision = current_revision(uow.session)
     except Exception as exc:  # noqa: BLE001 - any database failure means "not ready"
-        return Response(f'{{"status":"unavailable","reason":"database: {type(exc).__name__}"}}',
-                        status_code=503, media_type="application/json")
+        return Response(
+            f'{{"status":"unavailable","reason":"database: {type(exc).__name__}"}}',
+            status_code=503,
+            media_type="application/json",
+        )
     head = head_revision()
     if revision != head:
-        return Response(f'{{"status":"unavailable","reason":"schema at {revision}, code expects {head}"}}',
-                        status_code=503, media_type="application/json")
+        return Response(
+            f'{{"status":"unavailable","reason":"schema at {revision}, code expects {head}"}}',
+            status_code=503,
+            media_type="application/json",
+        )
     return Response('{"status":"ready"}', media_type="application/json")
 
 
@@ -48,7 +54,9 @@ def metrics(request: Request) -> Response:
         rows = uow.session.execute(
             select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)
         ).all()
-    counts = {status: n for status, n in rows}
+    counts = dict(rows)
     extra = "# HELP citygas_outbox_events Outbox events by status\n# TYPE citygas_outbox_events gauge\n"
-    extra += "".join(f'citygas_outbox_events{{status="{s.value}"}} {counts.get(s.value, 0)}\n' for s in OutboxStatus)
+    extra += "".join(
+        f'citygas_outbox_events{{status="{s.value}"}} {counts.get(s.value, 0)}\n' for s in OutboxStatus
+    )
     return Response(body + extra.encode(), media_type=CONTENT_TYPE_LATEST)

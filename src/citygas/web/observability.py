@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import secrets
 import logging
+import secrets
 import sys
 import time
 import uuid
@@ -20,10 +20,15 @@ HTTP_REQUESTS = Counter(
     "citygas_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY
 )
 HTTP_LATENCY = Histogram(
-    "citygas_http_request_seconds", "HTTP request latency", ["method", "route"], registry=REGISTRY,
+    "citygas_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-OUTBOX_RELAYED = Counter("citygas_outbox_events_total", "Outbox events relayed", ["outcome"], registry=REGISTRY)
+OUTBOX_RELAYED = Counter(
+    "citygas_outbox_events_total", "Outbox events relayed", ["outcome"], registry=REGISTRY
+)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -44,7 +49,9 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str, *, json_logs: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s %(message)s")
+    )
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)

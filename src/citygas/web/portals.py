@@ -30,10 +30,17 @@ P = Permission
 def _activity_context(request: Request, uow: UnitOfWork, *, only_overdue: bool = False) -> dict[str, Any]:
     principal = current_principal(request)
     assert principal is not None
-    activity = list_activity(uow.session, roles=principal.roles, user_id=principal.id if principal.kind == "staff" else None,
-                             only_overdue=only_overdue)
-    return {"activity": activity, "overdue_count": sum(1 for a in activity if a.overdue),
-            "tenant": uow.session.get(Tenant, principal.tenant_id)}
+    activity = list_activity(
+        uow.session,
+        roles=principal.roles,
+        user_id=principal.id if principal.kind == "staff" else None,
+        only_overdue=only_overdue,
+    )
+    return {
+        "activity": activity,
+        "overdue_count": sum(1 for a in activity if a.overdue),
+        "tenant": uow.session.get(Tenant, principal.tenant_id),
+    }
 
 
 def _count(uow: UnitOfWork, model: type[object]) -> int:
@@ -42,62 +49,95 @@ def _count(uow: UnitOfWork, model: type[object]) -> int:
 
 @router.get("/ops/", response_class=HTMLResponse)
 def ops_home(request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.OPS_PORTAL))]) -> Response:
-    stats = [("Customers", _count(uow, Customer)), ("Charge areas", _count(uow, ChargeArea)),
-             ("Staff", _count(uow, StaffUser))]
-    return render(request, "portal/home.html", heading="Back office", stats=stats, **_activity_context(request, uow))
+    stats = [
+        ("Customers", _count(uow, Customer)),
+        ("Charge areas", _count(uow, ChargeArea)),
+        ("Staff", _count(uow, StaffUser)),
+    ]
+    return render(
+        request, "portal/home.html", heading="Back office", stats=stats, **_activity_context(request, uow)
+    )
 
 
 @router.get("/cgd/", response_class=HTMLResponse)
 def cgd_home(request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.CGD_PORTAL))]) -> Response:
-    stats = [("Customers", _count(uow, Customer)), ("Geographical areas", _count(uow, GeographicalArea)),
-             ("Charge areas", _count(uow, ChargeArea))]
-    return render(request, "portal/home.html", heading="CGD portal", stats=stats, **_activity_context(request, uow))
+    stats = [
+        ("Customers", _count(uow, Customer)),
+        ("Geographical areas", _count(uow, GeographicalArea)),
+        ("Charge areas", _count(uow, ChargeArea)),
+    ]
+    return render(
+        request, "portal/home.html", heading="CGD portal", stats=stats, **_activity_context(request, uow)
+    )
 
 
 @router.get("/field/", response_class=HTMLResponse)
 def field_home(request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.FIELD_PORTAL))]) -> Response:
-    return render(request, "portal/home.html", heading="My field work", stats=[], **_activity_context(request, uow))
+    return render(
+        request, "portal/home.html", heading="My field work", stats=[], **_activity_context(request, uow)
+    )
 
 
 @router.get("/agent/", response_class=HTMLResponse)
 def agent_home(request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.AGENT_PORTAL))]) -> Response:
-    return render(request, "portal/home.html", heading="CSC agent", stats=[], **_activity_context(request, uow))
+    return render(
+        request, "portal/home.html", heading="CSC agent", stats=[], **_activity_context(request, uow)
+    )
 
 
 @router.get("/ops/customers", response_class=HTMLResponse)
 def customers_page(
-    request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.CUSTOMER_VIEW))], q: str = "",
+    request: Request,
+    uow: Annotated[UnitOfWork, Depends(uow_with(P.CUSTOMER_VIEW))],
+    q: str = "",
 ) -> Response:
     query = select(Customer, ChargeArea).join(ChargeArea, Customer.charge_area_id == ChargeArea.id)
     if q.strip():
         like = f"%{q.strip()}%"
-        query = query.where(or_(Customer.consumer_number.ilike(like), Customer.name.ilike(like), Customer.phone.like(like)))
+        query = query.where(
+            or_(Customer.consumer_number.ilike(like), Customer.name.ilike(like), Customer.phone.like(like))
+        )
     rows = uow.session.execute(query.order_by(Customer.consumer_number).limit(100)).all()
     return render(request, "portal/customers.html", rows=rows, q=q)
 
 
 @router.get("/ops/customers/{consumer_number}", response_class=HTMLResponse)
 def customer_page(
-    request: Request, consumer_number: str, uow: Annotated[UnitOfWork, Depends(uow_with(P.CUSTOMER_VIEW))],
+    request: Request,
+    consumer_number: str,
+    uow: Annotated[UnitOfWork, Depends(uow_with(P.CUSTOMER_VIEW))],
 ) -> Response:
     customer = get_customer(uow.session, consumer_number)
     area = uow.session.get(ChargeArea, customer.charge_area_id)
-    entries = uow.session.execute(
-        select(AuditEntry).where(AuditEntry.entity_id == str(customer.id)).order_by(AuditEntry.seq.desc()).limit(50)
-    ).scalars().all()
+    entries = (
+        uow.session.execute(
+            select(AuditEntry)
+            .where(AuditEntry.entity_id == str(customer.id))
+            .order_by(AuditEntry.seq.desc())
+            .limit(50)
+        )
+        .scalars()
+        .all()
+    )
     return render(request, "portal/customer.html", customer=customer, area=area, entries=entries)
 
 
 @router.get("/ops/activity", response_class=HTMLResponse)
 def activity_page(
-    request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.ACTIVITY_VIEW))], overdue: int = 0,
+    request: Request,
+    uow: Annotated[UnitOfWork, Depends(uow_with(P.ACTIVITY_VIEW))],
+    overdue: int = 0,
 ) -> Response:
-    return render(request, "portal/activity.html", **_activity_context(request, uow, only_overdue=bool(overdue)))
+    return render(
+        request, "portal/activity.html", **_activity_context(request, uow, only_overdue=bool(overdue))
+    )
 
 
 @router.get("/ops/audit", response_class=HTMLResponse)
 def audit_page(
-    request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.AUDIT_VIEW))], before: int | None = None,
+    request: Request,
+    uow: Annotated[UnitOfWork, Depends(uow_with(P.AUDIT_VIEW))],
+    before: int | None = None,
 ) -> Response:
     query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(100)
     if before is not None:
@@ -109,8 +149,14 @@ def audit_page(
 
 def _api_keys_page(request: Request, uow: UnitOfWork, status_code: int = 200, **extra: object) -> Response:
     keys = uow.session.execute(select(ApiKey).order_by(ApiKey.created_at.desc())).scalars().all()
-    return render(request, "portal/api_keys.html", status_code=status_code, keys=keys, scopes=sorted(API_KEY_SCOPES),
-                  **extra)
+    return render(
+        request,
+        "portal/api_keys.html",
+        status_code=status_code,
+        keys=keys,
+        scopes=sorted(API_KEY_SCOPES),
+        **extra,
+    )
 
 
 @router.get("/cgd/api-keys", response_class=HTMLResponse)
@@ -120,14 +166,18 @@ def api_keys(request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.API
 
 @router.post("/cgd/api-keys", response_class=HTMLResponse)
 def create_api_key(
-    request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.APIKEY_MANAGE))],
-    name: Annotated[str, Form(max_length=120)] = "", scopes: Annotated[list[str] | None, Form()] = None,
+    request: Request,
+    uow: Annotated[UnitOfWork, Depends(uow_with(P.APIKEY_MANAGE))],
+    name: Annotated[str, Form(max_length=120)] = "",
+    scopes: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
     scopes = scopes or []
     principal = current_principal(request)
     assert principal is not None
     try:
-        _, secret = identity.do_create_api_key(uow.session, name=name, scopes=scopes, created_by=principal.label)
+        _, secret = identity.do_create_api_key(
+            uow.session, name=name, scopes=scopes, created_by=principal.label
+        )
     except DomainError as exc:
         uow.rollback()
         return _api_keys_page(request, uow, status_code=exc.status, error=exc.detail)
@@ -136,8 +186,11 @@ def create_api_key(
 
 
 @router.post("/cgd/api-keys/{key_id}/revoke")
-def revoke_api_key(key_id: uuid.UUID, uow: Annotated[UnitOfWork, Depends(uow_with(P.APIKEY_MANAGE))],
-                   reason: Annotated[str, Form(max_length=200)] = "revoked from the CGD portal") -> Response:
+def revoke_api_key(
+    key_id: uuid.UUID,
+    uow: Annotated[UnitOfWork, Depends(uow_with(P.APIKEY_MANAGE))],
+    reason: Annotated[str, Form(max_length=200)] = "revoked from the CGD portal",
+) -> Response:
     identity.do_revoke_api_key(uow.session, key_id)
     uow.because(reason).commit()
     return RedirectResponse("/cgd/api-keys", status_code=303)

@@ -49,6 +49,11 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     response = templates.TemplateResponse(request, template, context, status_code=status_code)
     anonymous = getattr(request.state, "anonymous_csrf", None)
     if anonymous and not request.cookies.get(CSRF_COOKIE):
-        response.set_cookie(CSRF_COOKIE, anonymous, httponly=True, samesite="strict",
-                            secure=request.app.state.settings.secure_cookies)
+        response.set_cookie(
+            CSRF_COOKIE,
+            anonymous,
+            httponly=True,
+            samesite="strict",
+            secure=request.app.state.settings.secure_cookies,
+        )
     return response
