@@ -24,6 +24,7 @@ def _database() -> Database:
 @click.group()
 def main() -> None:
     """citygas: prepaid piped natural gas for City Gas Distribution companies."""
+    get_settings.cache_clear()  # each command reads the environment it is run in
 
 
 @main.command()
@@ -276,6 +277,30 @@ def sts_conformance(file: Path) -> None:
     _passed, failed = run_conformance(file, sys.stdout)
     if failed:
         sys.exit(1)
+
+
+@main.group()
+def ledger() -> None:
+    """The double-entry ledger."""
+
+
+@ledger.command("rebuild")
+@click.option("--check", is_flag=True, help="Only report differences; do not repair the balances.")
+def ledger_rebuild(check: bool) -> None:
+    """Recompute every account balance from the postings and compare (and repair) the stored balances."""
+    from citygas.ledger.service import rebuild_balances  # noqa: PLC0415
+
+    report = rebuild_balances(_database(), repair=not check)
+    click.echo(f"{report.tenants} tenants, {report.accounts} accounts checked")
+    for difference in report.differences:
+        click.echo(f"DIFFERENCE {difference}")
+    for entry in report.unbalanced_entries:
+        click.echo(f"UNBALANCED entry {entry}")
+    if report.repaired and report.differences:
+        click.echo(f"repaired {len(report.differences)} stored balances from the postings")
+    if not report.ok:
+        sys.exit(1)
+    click.echo("ledger balances agree with the postings")
 
 
 @main.group()
