@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from websockets.asyncio.server import ServerConnection, serve
 
 from citygas.meters.link import MeterLinkEndpoint, authorise_clock, verify_reading
@@ -57,15 +57,14 @@ def static_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(static_url: str) -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        page = browser.new_page()
-        page.goto(f"{static_url}/")
-        yield page
-        browser.close()
+def page(static_url: str, browser: Browser) -> Iterator[Page]:
+    # The session's one Playwright and Chromium (tests/browser/conftest.py): a second sync Playwright in
+    # the same process is refused.
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{static_url}/")
+    yield page
+    context.close()
 
 
 @pytest.fixture

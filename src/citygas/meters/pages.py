@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -13,11 +16,13 @@ from citygas.identity.principal import Principal
 from citygas.identity.rules import Permission
 from citygas.meters.lifecycle import METER_LIFECYCLE
 from citygas.meters.models import Meter, MeterModel
+from citygas.meters.replacement import LIVE, FinalReading, do_replace_meter, read_signed_status
 from citygas.meters.service import do_meter_transition, get_meter
-from citygas.platform.errors import DomainError
+from citygas.platform.errors import DomainError, ValidationFailed
+from citygas.platform.money import AmountError, parse_rupees
 from citygas.platform.uow import UnitOfWork
 from citygas.platform.workflow import history
-from citygas.web.deps import Requires, uow_with, verify_csrf
+from citygas.web.deps import Requires, current_principal, uow_with, verify_csrf
 from citygas.web.render import render
 
 router = APIRouter(prefix="/ops/meters", dependencies=[Depends(verify_csrf)], include_in_schema=False)
@@ -52,12 +57,27 @@ def _detail(
     meter = get_meter(uow.session, serial)
     model = uow.session.get(MeterModel, meter.model_id)
     customer = uow.session.get(Customer, meter.customer_id) if meter.customer_id else None
-    principal = request.state.principal
+    principal = current_principal(request)
     actions = [
         t
         for t in METER_LIFECYCLE.available(meter.state)
-        if principal is not None and (t.permission is None or principal.can(t.permission))
+        if t.name != "replace"
+        and principal is not None
+        and (t.permission is None or principal.can(t.permission))
     ]
+    can_replace = meter.state in LIVE and principal is not None and principal.can(Permission.METER_INSTALL)
+    spares = (
+        uow.session.execute(
+            select(Meter.serial)
+            .where(Meter.state == "allocated", Meter.model_id == meter.model_id)
+            .order_by(Meter.serial)
+            .limit(50)
+        )
+        .scalars()
+        .all()
+        if can_replace
+        else []
+    )
     return render(
         request,
         "meters/detail.html",
@@ -68,6 +88,8 @@ def _detail(
         history=history(uow.session, "meter", meter.id),
         actions=actions,
         state_label=METER_LIFECYCLE.state(meter.state).label,
+        can_replace=can_replace,
+        spares=spares,
         **extra,
     )
 
@@ -75,6 +97,70 @@ def _detail(
 @router.get("/{serial}", response_class=HTMLResponse)
 def meter_page(request: Request, serial: str, uow: ReadMeters) -> Response:
     return _detail(request, uow, serial)
+
+
+@router.post("/{serial}/replace", response_class=HTMLResponse)
+def replace_meter(
+    request: Request,
+    serial: str,
+    uow: Annotated[UnitOfWork, Depends(uow_with(Permission.METER_INSTALL))],
+    principal: Annotated[Principal, Depends(Requires(Permission.METER_INSTALL))],
+    new_serial: Annotated[str, Form(max_length=32)],
+    reason: Annotated[str, Form(max_length=500)] = "",
+    signed_reading: Annotated[str, Form(max_length=8000)] = "",
+    final_credit: Annotated[str, Form(max_length=20)] = "",
+    owed: Annotated[str, Form(max_length=20)] = "0",
+) -> Response:
+    """The old meter's final credit comes from its signed reading (the field app uploads it), or by hand
+    with a supervisor's permission; the credit moves to the new meter as a token."""
+    old = get_meter(uow.session, serial)
+    master_key = request.app.state.settings.master_key_bytes
+    try:
+        if signed_reading.strip():
+            try:
+                frame = base64.b64decode(signed_reading.strip(), validate=True)
+            except binascii.Error as exc:
+                raise ValidationFailed("the signed reading is not base64 as the field app gives it") from exc
+            reading = read_signed_status(frame, master_key=master_key, meter=old)
+        elif final_credit.strip():
+            reading = FinalReading(
+                _base_units(uow, old, final_credit), _base_units(uow, old, owed or "0"), "entered by hand"
+            )
+        else:
+            raise ValidationFailed("Upload the old meter's signed reading, or enter its final credit by hand")
+        done = do_replace_meter(
+            uow.session,
+            old=old,
+            new_serial=new_serial,
+            reason=reason,
+            permissions=principal.permissions,
+            master_key=master_key,
+            reading=reading,
+        )
+    except DomainError as exc:
+        uow.rollback()
+        return _detail(request, uow, serial, status_code=exc.status, error=exc.detail)
+    uow.because(reason).commit()
+    return render(
+        request,
+        "meters/replaced.html",
+        done=done,
+        grouped=" ".join(done.token[i : i + 4] for i in range(0, 20, 4)) if done.token else None,
+    )
+
+
+def _base_units(uow: UnitOfWork, meter: Meter, text: str) -> int:
+    model = uow.session.get(MeterModel, meter.model_id)
+    assert model is not None
+    if model.mode == "currency":
+        try:
+            return parse_rupees(text)
+        except AmountError as exc:
+            raise ValidationFailed(str(exc)) from exc
+    try:
+        return round(Decimal(text.strip()) * 1000)
+    except InvalidOperation as exc:
+        raise ValidationFailed(f"'{text}' is not an amount of SCM") from exc
 
 
 @router.post("/{serial}/transition", response_class=HTMLResponse)

@@ -177,7 +177,12 @@ def do_meter_transition(
     reason: str | None = None,
     customer_number: str | None = None,
 ) -> Meter:
-    """Move a meter along its lifecycle. Installing binds it to a customer; a customer has one live meter."""
+    """Move a meter along its lifecycle. Installing binds it to a customer; a customer has one live meter.
+    Replacing goes through `meters.replacement.do_replace_meter`, which carries the credit over."""
+    if action == "replace":
+        raise ValidationFailed(
+            "Replace a meter with the replacement form: the customer's credit moves with it"
+        )
     if action == "install":
         if not customer_number:
             raise ValidationFailed("Say which customer's premises the meter is installed at")

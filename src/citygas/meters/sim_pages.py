@@ -110,6 +110,30 @@ def runtime_for(hub: SimulatorHub, session: Session, meter: Meter) -> MeterRunti
     return hub.add(key, simulated)
 
 
+PRELOAD_LIMIT = 2_000
+
+
+def start_simulated_meters(db: Database, hub: SimulatorHub) -> int:
+    """At start-up, bring every installed simulated meter to life (up to a limit), so the demo's meters run
+    — households cook and credit falls — whether or not anyone has opened their page yet."""
+    with db.system(read_only=True) as uow:
+        rows = uow.session.execute(
+            select(Meter.tenant_id, Meter.serial)
+            .where(Meter.simulated.is_(True), Meter.state.in_(LIVE_STATES))
+            .order_by(Meter.tenant_id, Meter.serial)
+            .limit(PRELOAD_LIMIT)
+        ).all()
+    started = 0
+    for tenant_id in sorted({t for t, _ in rows}):
+        with db.unit_of_work(tenant=tenant_id, read_only=True) as uow:
+            for meter in uow.session.execute(
+                select(Meter).where(Meter.serial.in_([s for t, s in rows if t == tenant_id]))
+            ).scalars():
+                runtime_for(hub, uow.session, meter)
+                started += 1
+    return started
+
+
 def _live(request: Request, uow: UnitOfWork, serial: str) -> tuple[Meter, MeterRuntime]:
     meter = access_meter(uow.session, _principal(request), serial)
     hub = hub_of(request)

@@ -43,7 +43,10 @@ def create_app(
                 database, poll_seconds=settings.worker_poll_seconds, max_attempts=settings.outbox_max_attempts
             )
             worker.start_in_thread()
-        ticker = asyncio.create_task(_tick_simulator(app)) if app.state.simulator is not None else None
+        ticker = None
+        if app.state.simulator is not None:
+            await asyncio.to_thread(sim_pages.start_simulated_meters, database, app.state.simulator)
+            ticker = asyncio.create_task(_tick_simulator(app))
         yield
         if ticker is not None:
             ticker.cancel()
