@@ -1,6 +1,7 @@
 """The simulator as a person and a phone reach it: pages with an LCD, keypad and button, and the signed
 meter-link over a WebSocket. Tokens come from the registry, as a vend's would."""
 
+import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -176,3 +177,70 @@ def test_a_meter_keeps_its_state_across_a_restart(sim: tuple[TestClient, object]
     runtime = restarted.get(f"{meter.tenant_id}:SIM1")
     assert runtime is not None
     assert runtime.meter.credit == 7500
+
+
+def test_a_replacement_from_the_back_office_carries_the_simulated_meters_credit(
+    sim: tuple[TestClient, object],
+    db: Database,
+) -> None:
+    client, tenant = sim
+    with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
+        spare = do_register_meter(
+            uow.session,
+            serial="SIM2",
+            sts_meter_number="600727000000000017",
+            model_code="G1.6",
+            vending_key_id="test",
+            simulated=True,
+        )
+        do_meter_transition(uow.session, spare, "allocate", permissions=frozenset({"meter.manage"}))
+        uow.commit()
+    make_user(db, tenant, "alpha.tech", ["technician"], PASSWORD)  # type: ignore[arg-type]
+    credit = issue_demo_credit(db, serial="SIM1", amount_text="80")
+    client.post("/sim/meters/SIM1/token", data={"token": credit.token, "csrf_token": _csrf(client)})
+    signed = client.get("/sim/meters/SIM1/signed-status").json()["frame_base64"]
+    client.cookies.clear()
+    login(client, "alpha.tech", PASSWORD)
+    page = client.post(
+        "/ops/meters/SIM1/replace",
+        data={
+            "csrf_token": csrf_from(client.get("/ops/meters/SIM1").text),
+            "new_serial": "SIM2",
+            "signed_reading": signed,
+            "reason": "display cracked",
+        },
+    )
+    assert page.status_code == 200, page.text
+    assert "Type this token on meter SIM2" in page.text
+    token = page.text.split('data-testid="transfer-token">')[1].split("<")[0]
+    client.cookies.clear()
+    login(client, "alpha.office", PASSWORD)
+    client.post("/sim/meters/SIM2/token", data={"token": token, "csrf_token": _csrf(client, "SIM2")})
+    state = client.get("/sim/meters/SIM2/state.json").json()
+    assert state["credit"] == 8000
+    with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:  # type: ignore[attr-defined]
+        assert get_meter_any_tenant(uow.session, "SIM1").state == "replaced"
+
+
+def test_a_technician_cannot_replace_with_an_edited_reading(
+    sim: tuple[TestClient, object], db: Database
+) -> None:
+    client, tenant = sim
+    make_user(db, tenant, "alpha.tech", ["technician"], PASSWORD)  # type: ignore[arg-type]
+    signed = client.get("/sim/meters/SIM1/signed-status").json()["frame_base64"]
+    forged = base64.b64encode(
+        bytes([b ^ (1 if i == 12 else 0) for i, b in enumerate(base64.b64decode(signed))])
+    )
+    client.cookies.clear()
+    login(client, "alpha.tech", PASSWORD)
+    page = client.post(
+        "/ops/meters/SIM1/replace",
+        data={
+            "csrf_token": csrf_from(client.get("/ops/meters/SIM1").text),
+            "new_serial": "SIM1",
+            "signed_reading": forged.decode(),
+            "reason": "x",
+        },
+    )
+    assert page.status_code == 422
+    assert "not a status signed by meter SIM1" in page.text

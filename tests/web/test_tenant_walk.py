@@ -89,6 +89,10 @@ FIELD_VALUES: dict[str, Values] = {
     "pincode": lambda _a: ["411001"],
     "action": lambda _a: ["install"],
     "token": lambda _a: ["1234 5678 9012 3456 7890"],
+    "new_serial": lambda a: [a.meter_serials[0]],  # A's spare meter, offered to B's replacement
+    "signed_reading": lambda _a: [""],
+    "final_credit": lambda _a: ["10"],  # by hand, so the walk reaches the replacement itself
+    "owed": lambda _a: ["0"],
 }
 REQUEST_ID = "tenant-walk"
 

@@ -4,6 +4,8 @@ household reaches only its own (as it would reach its own meter over Bluetooth).
 
 from __future__ import annotations
 
+import base64
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, WebSocket, WebSocketDisconnect
@@ -17,7 +19,7 @@ from citygas.identity.rules import Permission
 from citygas.identity.service import resolve_web_session
 from citygas.meters.display import lcd_lines
 from citygas.meters.keys import meter_link_keys
-from citygas.meters.link import MeterLinkEndpoint
+from citygas.meters.link import MeterLinkEndpoint, ReadStatus, encode_request
 from citygas.meters.model import EmergencyCreditRefused, SimulatedMeter
 from citygas.meters.models import Meter, MeterModel
 from citygas.meters.service import decoder_key_for
@@ -185,6 +187,8 @@ def simulated_meter(request: Request, serial: str, uow: AnyCaller) -> Response:
         view = meter_view(runtime)
         events = runtime.meter.events(after_seq=0, limit=200)  # the whole bounded log
     staff = _principal(request).kind == "staff"
+    with runtime.lock:
+        signed = signed_status(request, runtime)
     return render(
         request,
         "meters/sim_meter.html",
@@ -193,7 +197,29 @@ def simulated_meter(request: Request, serial: str, uow: AnyCaller) -> Response:
         events=list(reversed(events))[:15],
         injectable=INJECTABLE if staff else [],
         speed=hub_of(request).speed,
+        signed=signed,
     )
+
+
+def signed_status(request: Request, runtime: MeterRuntime) -> str:
+    """The meter's status as its link answers a phone: a frame the meter signed, in base64 for upload."""
+    reading_key, parameter_key = meter_link_keys(hub_of(request).master_key, *runtime_tenant_serial(runtime))
+    endpoint = MeterLinkEndpoint(
+        runtime.meter, reading_key, parameter_key, last_parameter_counter=runtime.parameter_counter
+    )
+    return base64.b64encode(endpoint.handle(encode_request(ReadStatus(), 1))).decode()
+
+
+def runtime_tenant_serial(runtime: MeterRuntime) -> tuple[uuid.UUID, str]:
+    tenant, serial = runtime.key.split(":", 1)
+    return uuid.UUID(tenant), serial
+
+
+@router.get("/meters/{serial}/signed-status")
+def simulated_meter_signed_status(request: Request, serial: str, uow: AnyCaller) -> JSONResponse:
+    meter, runtime = _live(request, uow, serial)
+    with runtime.lock:
+        return JSONResponse({"serial": meter.serial, "frame_base64": signed_status(request, runtime)})
 
 
 @router.get("/meters/{serial}/state.json")
