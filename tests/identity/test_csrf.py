@@ -101,6 +101,7 @@ def valid_form(route: RouteInfo, alpha: Alpha) -> dict[str, str | list[str]]:
         },
         "/ops/admin/users/{user_id}/{action}": {"tenant_id": str(alpha.tenant.id)},
         "/ops/meters/{serial}/transition": {"action": "install", "consumer_number": alpha.consumer_number},
+        "/ops/meters/{serial}/replace": {"new_serial": "X", "final_credit": "10", "reason": "csrf probe"},
         "/sim/meters/{serial}/token": {"token": "1234 5678 9012 3456 7890"},
         "/sim/meters/{serial}/button": {},
         "/sim/meters/{serial}/emergency": {},
