@@ -7,6 +7,7 @@ from citygas.meters import models as meters_models
 from citygas.platform import audit, jobs, numbers, outbox, tenancy, workflow
 from citygas.platform.db import Base
 from citygas.tariffs import models as tariffs_models
+from citygas.vending import models as vending_models
 
 __all__ = [
     "Base",
@@ -20,6 +21,7 @@ __all__ = [
     "outbox",
     "tariffs_models",
     "tenancy",
+    "vending_models",
     "workflow",
 ]
 

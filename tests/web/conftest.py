@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from argon2 import PasswordHasher
@@ -28,6 +30,10 @@ from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
 from citygas.platform.time import utcnow
 from citygas.platform.uow import Database
 from citygas.platform.workflow import WorkItem
+from citygas.tariffs.rules import TaxKind
+from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
+from citygas.vending.rules import Channel, VendRequest
+from citygas.vending.service import do_vend
 from tests.conftest import TEST_ACTOR, World, make_tenant, make_user
 
 TENANT_ROLES = [r.value for r in Role if r is not Role.OPERATOR_ADMIN]
@@ -62,6 +68,9 @@ class TenantData:
     work_item_title: str = ""
     meter_serials: list[str] = field(default_factory=list)
     meter_numbers: list[str] = field(default_factory=list)
+    vend_ids: list[uuid.UUID] = field(default_factory=list)
+    receipt_numbers: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
 
     def identifying_strings(self) -> list[str]:
         return [
@@ -82,6 +91,9 @@ class TenantData:
             self.work_item_title,
             *self.meter_serials,
             *self.meter_numbers,
+            *map(str, self.vend_ids),
+            *self.receipt_numbers,
+            *self.tokens,
         ]
 
 
@@ -126,6 +138,7 @@ def populate(
             )
         )
         add_meter(uow.session, data, drn=meter_drn)
+        add_vend(uow.session, data, drn=meter_drn + 1)
         uow.commit()
     # Filtered by hand: the fixture must not lean on the tenant wall the walk is there to test.
     with db.unit_of_work(tenant=tenant.id, actor=TEST_ACTOR, read_only=True) as uow:
@@ -181,6 +194,55 @@ def add_meter(session: Session, data: TenantData, *, drn: int) -> None:
     )
     # Allocated, so that "install at a consumer number" is one step away: the walk tries A's numbers there.
     do_meter_transition(session, meter, "allocate", permissions=frozenset({Permission.METER_MANAGE.value}))
+    data.meter_serials.append(meter.serial)
+    data.meter_numbers.append(meter.sts_meter_number)
+
+
+def add_vend(session: Session, data: TenantData, *, drn: int) -> None:
+    """A top-up on an active meter of the tenant's first customer: the vend routes take its id."""
+    code = data.tenant.code
+    earlier = utcnow() - timedelta(days=1)
+    do_set_tax_rate(
+        session,
+        tax=TaxKind.VAT,
+        region="Maharashtra",
+        percent=Decimal("3"),
+        effective_from=earlier,
+        now=earlier,
+    )
+    for area in session.execute(select(ChargeArea).where(ChargeArea.tenant_id == data.tenant.id)).scalars():
+        do_set_gas_rate(
+            session, charge_area_id=area.id, rate_paise_per_scm=4_850, effective_from=earlier, now=earlier
+        )
+    meter = do_register_meter(
+        session,
+        serial=f"{code}M{drn:07d}",
+        sts_meter_number=sts_meter_number(drn),
+        model_code=f"{code}-G1.6",
+        vending_key_id=f"{code}-sts-test",
+        simulated=True,
+    )
+    for action in ("allocate", "install", "commission", "activate"):
+        do_meter_transition(
+            session,
+            meter,
+            action,
+            permissions=frozenset({"meter.manage", "meter.install"}),
+            customer_number=data.consumer_numbers[0] if action == "install" else None,
+        )
+    outcome = do_vend(
+        session,
+        VendRequest(
+            channel=Channel.B2B,
+            amount_paise=50_000,
+            idempotency_key=f"{code}-v1",
+            consumer_number=data.consumer_numbers[0],
+        ),
+        master_key=get_settings().master_key_bytes,
+    )
+    data.vend_ids.append(outcome.vend.id)
+    data.receipt_numbers.append(outcome.vend.receipt_number)
+    data.tokens.extend(t["token"] for t in outcome.vend.tokens)
     data.meter_serials.append(meter.serial)
     data.meter_numbers.append(meter.sts_meter_number)
 

@@ -44,6 +44,7 @@ def fill_path(route: RouteInfo, a: TenantData) -> str:
         "user_id": str(a.user_ids[0]),
         "action": "unlock",
         "serial": a.meter_serials[0],
+        "vend_id": str(a.vend_ids[0]),
     }
     path = route.path
     for name in route.path_params:

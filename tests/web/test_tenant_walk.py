@@ -37,6 +37,7 @@ PATH_VALUES: dict[str, Values] = {
     "key_id": lambda a: [str(a.api_key_id)],
     "user_id": lambda a: [str(a.user_ids[0])],
     "serial": lambda a: a.meter_serials,
+    "vend_id": lambda a: [str(i) for i in a.vend_ids],
     "action": lambda _a: ["disable", "enable", "unlock"],
 }
 # Path parameters that are not identifiers of A's rows.
@@ -49,6 +50,7 @@ GHOST_VALUES: dict[str, Values] = {
     "key_id": lambda _a: [str(uuid.UUID(int=3))],
     "user_id": lambda _a: [str(uuid.UUID(int=4))],
     "serial": lambda a: [f"{a.tenant.code}M9999999"],
+    "vend_id": lambda _a: [str(uuid.UUID(int=5))],
 }
 
 # Query parameters and form fields. A's identifiers where they select rows; otherwise values that cannot
@@ -93,6 +95,10 @@ FIELD_VALUES: dict[str, Values] = {
     "signed_reading": lambda _a: [""],
     "final_credit": lambda _a: ["10"],  # by hand, so the walk reaches the replacement itself
     "owed": lambda _a: ["0"],
+    "meter_serial": lambda a: [a.meter_serials[-1]],
+    "amount_paise": lambda _a: ["50000"],
+    "channel": lambda _a: ["b2b"],
+    "payment_reference": lambda _a: ["walk probe"],
 }
 REQUEST_ID = "tenant-walk"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import func, select
 
@@ -23,7 +24,10 @@ from citygas.meters.service import (
 from citygas.platform.context import Actor
 from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
+from citygas.platform.time import utcnow
 from citygas.platform.uow import Database
+from citygas.tariffs.rules import GST_REGION, TaxKind
+from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
 
 SEED_ACTOR = Actor(kind="system", id=None, label="demo seed")
 
@@ -148,6 +152,7 @@ def seed(db: Database) -> list[DemoLogin]:
     for cgd in CGDS:
         tenant = _tenant(db, cgd.slug, cgd.code, cgd.name, cgd.state, cgd.helpline)
         _areas(db, tenant, cgd)
+        _tariffs(db, tenant, cgd)
         for role in Role:
             if role is Role.OPERATOR_ADMIN:
                 continue
@@ -290,4 +295,36 @@ def _meters(db: Database, tenant: Tenant, cgd: DemoCgd) -> None:
             )
             if n > SPARE_METERS:
                 do_meter_transition(s, meter, "allocate", permissions=ALL_PERMISSIONS)
+        uow.because("demo seed").commit()
+
+
+# Demo prices, not any CGD's published tariff: gas before VAT per SCM, and VAT on gas by state.
+DEMO_RATES_PAISE = {"DGN": 4_850, "SCG": 5_200}
+DEMO_VAT_PERCENT = {"Maharashtra": Decimal("3"), "Karnataka": Decimal("5")}
+
+
+def _tariffs(db: Database, tenant: Tenant, cgd: DemoCgd) -> None:
+    now = utcnow()
+    with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
+        s = uow.session
+        do_set_tax_rate(
+            s,
+            tax=TaxKind.VAT,
+            region=cgd.state,
+            percent=DEMO_VAT_PERCENT[cgd.state],
+            effective_from=now,
+            now=now,
+        )
+        do_set_tax_rate(
+            s, tax=TaxKind.GST, region=GST_REGION, percent=Decimal("18"), effective_from=now, now=now
+        )
+        for area in s.execute(select(ChargeArea)).scalars():
+            do_set_gas_rate(
+                s,
+                charge_area_id=area.id,
+                rate_paise_per_scm=DEMO_RATES_PAISE[cgd.code],
+                effective_from=now,
+                note="demo tariff",
+                now=now,
+            )
         uow.because("demo seed").commit()

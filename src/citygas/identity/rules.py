@@ -55,7 +55,14 @@ class Permission(StrEnum):
     METER_VIEW = "meter.view"
     METER_MANAGE = "meter.manage"  # registry and lifecycle in the back office and stores
     METER_INSTALL = "meter.install"  # install, commission, report faults: the field force
+    VEND_CREATE = "vend.create"  # the CGD's own channels vending through the API
+    VEND_VIEW = "vend.view"
+    AGENT_VEND = "agent.vend"  # a CSC agent vending from their own float and asking for float top-ups
+    AGENT_MANAGE = "agent.manage"  # agent profiles, commission rules, float top-ups entered for an agent
+    FLOAT_APPROVE = "float.approve"  # approving an agent's float top-up against the bank/UPI credit
     CUSTOMER_SELF = "customer.self"  # a logged-in household acting on its own connections
+    BBPS_BILLER = "payments.bbps"  # the BBPS operating unit calling us as a biller (API keys only)
+    PAYMENTS_RECONCILE = "payments.reconcile"  # settlement imports, collection summaries, agent floats
 
 
 P = Permission
@@ -86,6 +93,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.ACTIVITY_VIEW,
             P.APIKEY_MANAGE,
             P.METER_VIEW,
+            P.VEND_VIEW,
+            P.PAYMENTS_RECONCILE,
         }
     ),
     Role.CGD_VIEWER: frozenset({P.CGD_PORTAL, P.AREA_VIEW, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW}),
@@ -101,6 +110,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.AUDIT_VIEW,
             P.METER_VIEW,
             P.METER_MANAGE,
+            P.VEND_VIEW,
+            P.AGENT_MANAGE,
+            P.FLOAT_APPROVE,
+            P.PAYMENTS_RECONCILE,
         }
     ),
     Role.STORE_KEEPER: frozenset({P.OPS_PORTAL, P.AREA_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW, P.METER_MANAGE}),
@@ -121,9 +134,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.METER_READER: frozenset({P.FIELD_PORTAL, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW}),
     Role.CARE_AGENT: frozenset(
-        {P.OPS_PORTAL, P.CUSTOMER_VIEW, P.CUSTOMER_MANAGE, P.ACTIVITY_VIEW, P.METER_VIEW}
+        {P.OPS_PORTAL, P.CUSTOMER_VIEW, P.CUSTOMER_MANAGE, P.ACTIVITY_VIEW, P.METER_VIEW, P.VEND_VIEW}
     ),
-    Role.CSC_AGENT: frozenset({P.AGENT_PORTAL, P.CUSTOMER_VIEW}),
+    Role.CSC_AGENT: frozenset({P.AGENT_PORTAL, P.CUSTOMER_VIEW, P.AGENT_VEND}),
 }
 
 CUSTOMER_PERMISSIONS: frozenset[Permission] = frozenset({P.CUSTOMER_SELF})
@@ -134,6 +147,9 @@ API_KEY_SCOPES: dict[str, frozenset[Permission]] = {
     "areas:read": frozenset({P.AREA_VIEW}),
     "audit:read": frozenset({P.AUDIT_VIEW}),
     "meters:read": frozenset({P.METER_VIEW}),
+    "vend": frozenset({P.VEND_CREATE, P.VEND_VIEW, P.CUSTOMER_VIEW}),
+    # The BBPS operating unit's key: bill fetch, payment notification and status check, nothing else.
+    "bbps": frozenset({P.BBPS_BILLER}),
 }
 
 # Where each role lands after logging in.

@@ -70,6 +70,8 @@ class Meter(IdMixin, TenantScoped, Audited, Base):
     ken: Mapped[int]
     last_tid: Mapped[int | None]
     key_change_pending: Mapped[bool] = mapped_column(default=False)
+    # The rate a currency-mode meter prices gas with, as far as the platform knows (None: never sent).
+    tariff_on_meter: Mapped[int | None]
     state: Mapped[str] = mapped_column(String(16))
     customer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("customer.id"))
     replaced_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("meter.id"))

@@ -22,6 +22,7 @@ from citygas.platform.plugins import load_plugins
 from citygas.platform.settings import Settings, get_settings
 from citygas.platform.uow import Database
 from citygas.platform.worker import Worker
+from citygas.vending import api as vending_api
 from citygas.web import admin, api, health, portals
 from citygas.web.errors import install_error_handlers
 from citygas.web.observability import configure_logging, request_context
@@ -81,6 +82,7 @@ def create_app(
         api.router,
         customers_api.router,
         meters_api.router,
+        vending_api.router,
         identity_pages.router,
         portals.router,
         meters_pages.router,

@@ -1,0 +1,1 @@
+"""The BBPS biller channel: bill fetch, payment notification → vend, status check."""

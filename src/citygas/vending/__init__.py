@@ -1,0 +1,1 @@
+"""Vending: a payment becomes gas credit on a meter (waterfall, ledger, STS tokens, receipt), exactly once."""

@@ -1,0 +1,83 @@
+"""A CGD ready to vend: tariff and VAT in force, a household with an active currency-mode meter."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from citygas.meters.model import SimulatedMeter
+from citygas.meters.rules import sts_meter_number
+from citygas.meters.service import decoder_key_for, do_meter_transition, do_register_meter, get_meter
+from citygas.meters.types import MeterIdentity, MeterMode, MeterParameters
+from citygas.platform.tenancy import ChargeArea, Tenant
+from citygas.platform.uow import Database
+from citygas.tariffs.rules import TaxKind
+from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
+from tests.meters.test_registry import MASTER, _setup
+
+RATE = 4_850  # paise per SCM before VAT
+VAT = Decimal("3")
+START = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)
+
+
+@dataclass
+class Shop:
+    tenant: Tenant
+    consumer_number: str = "ALP-C-00000001"
+    serial: str = "SN0001"
+
+
+@pytest.fixture
+def shop(db: Database) -> Shop:
+    tenant = _setup(db)
+    earlier = START - timedelta(days=1)
+    with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
+        s = uow.session
+        do_set_tax_rate(
+            s, tax=TaxKind.VAT, region="Maharashtra", percent=VAT, effective_from=earlier, now=earlier
+        )
+        for area in s.execute(select(ChargeArea)).scalars():
+            do_set_gas_rate(
+                s, charge_area_id=area.id, rate_paise_per_scm=RATE, effective_from=earlier, now=earlier
+            )
+        meter = do_register_meter(
+            s, serial="SN0001", sts_meter_number=sts_meter_number(1), model_code="G1.6", vending_key_id="test"
+        )
+        for action in ("allocate", "install", "commission", "activate"):
+            do_meter_transition(
+                s,
+                meter,
+                action,
+                permissions=frozenset({"meter.manage", "meter.install"}),
+                customer_number="ALP-C-00000001" if action == "install" else None,
+            )
+        uow.commit()
+    return Shop(tenant)  # type: ignore[arg-type]
+
+
+def simulated_meter(db: Database, shop: Shop) -> SimulatedMeter:
+    """The household's meter as it hangs on the wall, keyed as the registry says."""
+    with db.unit_of_work(tenant=shop.tenant.id, read_only=True) as uow:
+        meter = get_meter(uow.session, shop.serial)
+        key = decoder_key_for(uow.session, meter, master_key=MASTER)
+    identity = MeterIdentity(
+        meter.serial,
+        meter.sts_meter_number,
+        "G1.6",
+        96,
+        "sim",
+        MeterMode.CURRENCY,
+        meter.sgc,
+        meter.krn,
+        meter.ti,
+        meter.base_date,
+    )
+    return SimulatedMeter(
+        identity,
+        MeterParameters(low_credit_threshold=0, emergency_credit=0),
+        tariff_paise_per_scm=5_000,
+        decoder_key=key,
+        start=START,
+    )
