@@ -7,28 +7,52 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from citygas.customers.schemas import CustomerOut, CustomerPage
+from citygas.customers.models import Customer
+from citygas.customers.schemas import CustomerDetail, CustomerOut, CustomerPage, MeterSummary, VendLimitsOut
 from citygas.customers.service import get_customer, list_customers, mask_phone
 from citygas.identity.rules import Permission
+from citygas.meters.models import Meter, MeterModel
 from citygas.platform.tenancy import ChargeArea
 from citygas.platform.uow import UnitOfWork
+from citygas.vending.rules import DEFAULT_LIMITS
 from citygas.web.deps import uow_with
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+LIVE_METER_STATES = ("installed", "commissioned", "active", "suspended", "faulty")
 ReadCustomers = Annotated[UnitOfWork, Depends(uow_with(Permission.CUSTOMER_VIEW))]
 
 
-def _out(uow: UnitOfWork, customer: object) -> CustomerOut:
-    from citygas.customers.models import Customer  # noqa: PLC0415
-
-    assert isinstance(customer, Customer)
+def _detail(uow: UnitOfWork, customer: Customer) -> CustomerDetail:
     area = uow.session.get(ChargeArea, customer.charge_area_id)
-    return CustomerOut(
+    row = uow.session.execute(
+        select(Meter, MeterModel)
+        .join(MeterModel, Meter.model_id == MeterModel.id)
+        .where(Meter.customer_id == customer.id, Meter.state.in_(LIVE_METER_STATES))
+    ).first()
+    meter = None
+    reason: str | None = "no meter installed yet"
+    if row is not None:
+        m, model = row
+        meter = MeterSummary(
+            serial=m.serial, sts_meter_number=m.sts_meter_number, state=m.state, mode=model.mode
+        )
+        reason = None if m.state == "active" else f"meter {m.serial} is {m.state}"
+    limits = DEFAULT_LIMITS
+    return CustomerDetail(
         consumer_number=customer.consumer_number,
         name=customer.name,
         status=customer.status,
         charge_area_code=area.code if area else "",
         phone_masked=mask_phone(customer.phone),
+        meter=meter,
+        vend_limits=VendLimitsOut(
+            minimum_paise=limits.minimum_paise,
+            maximum_paise=limits.maximum_paise,
+            daily_paise=limits.daily_paise,
+            daily_count=limits.daily_count,
+            can_vend=reason is None,
+            reason=reason,
+        ),
     )
 
 
@@ -57,6 +81,7 @@ def customers(
     return CustomerPage(items=items, next_cursor=rows[-1].consumer_number if more and rows else None)
 
 
-@router.get("/{consumer_number}", response_model=CustomerOut)
-def customer(consumer_number: str, uow: ReadCustomers) -> CustomerOut:
-    return _out(uow, get_customer(uow.session, consumer_number))
+@router.get("/{consumer_number}", response_model=CustomerDetail)
+def customer(consumer_number: str, uow: ReadCustomers) -> CustomerDetail:
+    """Name, status, meter and what a vending channel may take now."""
+    return _detail(uow, get_customer(uow.session, consumer_number))

@@ -13,6 +13,29 @@ class CustomerOut(BaseModel):
     phone_masked: str
 
 
+class MeterSummary(BaseModel):
+    serial: str
+    sts_meter_number: str
+    state: str
+    mode: str
+
+
+class VendLimitsOut(BaseModel):
+    """What a vending channel may take from this customer now (a BBPS bill fetch shows these)."""
+
+    minimum_paise: int
+    maximum_paise: int
+    daily_paise: int
+    daily_count: int
+    can_vend: bool
+    reason: str | None
+
+
+class CustomerDetail(CustomerOut):
+    meter: MeterSummary | None
+    vend_limits: VendLimitsOut
+
+
 class CustomerPage(BaseModel):
     items: list[CustomerOut]
     next_cursor: str | None

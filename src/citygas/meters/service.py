@@ -201,6 +201,11 @@ def do_meter_transition(
             raise Conflict(f"customer {customer_number} already has meter {live}; replace it instead")
         meter.customer_id = customer.id
     workflow.do_transition(session, METER_LIFECYCLE, meter, action, permissions=permissions, reason=reason)
+    if action == "activate" and meter.customer_id is not None:
+        # The household is connected once its meter is live: that is when it can buy gas.
+        customer = session.get(Customer, meter.customer_id)
+        if customer is not None and customer.status != "active":
+            customer.status = "active"
     session.flush()
     return meter
 
