@@ -4,6 +4,9 @@ from citygas.customers import models as customers_models
 from citygas.identity import models as identity_models
 from citygas.ledger import models as ledger_models
 from citygas.meters import models as meters_models
+from citygas.payments.bbps import models as bbps_models
+from citygas.payments.csc import models as csc_models
+from citygas.payments.settlement import models as settlement_models
 from citygas.platform import audit, jobs, numbers, outbox, tenancy, workflow
 from citygas.platform.db import Base
 from citygas.tariffs import models as tariffs_models
@@ -11,6 +14,9 @@ from citygas.vending import models as vending_models
 
 __all__ = [
     "Base",
+    "bbps_models",
+    "csc_models",
+    "settlement_models",
     "audit",
     "customers_models",
     "identity_models",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,7 @@ from citygas.payments.bbps import api as bbps_api
 from citygas.payments.bbps import models as bbps_models
 from citygas.payments.settlement import models as settlement_models
 from citygas.payments.settlement import pages as settlement_pages
+from citygas.platform import time as clock
 from citygas.platform.settings import Settings
 from citygas.platform.tenancy import Tenant
 from citygas.platform.time import utcnow
@@ -51,20 +53,29 @@ def make_api_key(db: Database, tenant: Tenant, scopes: list[str]) -> str:
     return secret
 
 
-def priced_tenant_with_meter(db: Database) -> Tenant:
+def priced_tenant_with_meter(db: Database, *, priced_from: datetime | None = None) -> Tenant:
+    """With `priced_from`, the clock is frozen there so that vends may be dated from then on."""
+    if priced_from is not None:
+        clock.freeze(priced_from)
     tenant: Tenant = _setup(db)  # type: ignore[assignment]
     with db.unit_of_work(tenant=tenant.id) as uow:
         s = uow.session
         area = get_charge_area(s, "ALP-CA1")
         now = utcnow()
         do_set_gas_rate(s, charge_area_id=area.id, rate_paise_per_scm=5_000, effective_from=now, now=now)
-        do_set_tax_rate(s, tax=TaxKind.VAT, region="Maharashtra", percent=Decimal("3"), effective_from=now, now=now)
+        do_set_tax_rate(
+            s, tax=TaxKind.VAT, region="Maharashtra", percent=Decimal("3"), effective_from=now, now=now
+        )
         meter = do_register_meter(
             s, serial="SIM1", sts_meter_number="600727000000000009", model_code="G1.6", vending_key_id="test"
         )
         for action in ("allocate", "install", "commission", "activate"):
             do_meter_transition(
-                s, meter, action, permissions=EVERYTHING, customer_number=ASHA if action == "install" else None
+                s,
+                meter,
+                action,
+                permissions=EVERYTHING,
+                customer_number=ASHA if action == "install" else None,
             )
         uow.commit()
     return tenant

@@ -70,6 +70,10 @@ class Meter(IdMixin, TenantScoped, Audited, Base):
     ken: Mapped[int]
     last_tid: Mapped[int | None]
     key_change_pending: Mapped[bool] = mapped_column(default=False)
+    # What the pending key change installs; sent as key change tokens ahead of the meter's next vend.
+    pending_krn: Mapped[int | None]
+    pending_ti: Mapped[int | None]
+    pending_rollover: Mapped[bool] = mapped_column(default=False)
     # The rate a currency-mode meter prices gas with, as far as the platform knows (None: never sent).
     tariff_on_meter: Mapped[int | None]
     state: Mapped[str] = mapped_column(String(16))

@@ -234,3 +234,26 @@ def allocate_tid(session: Session, meter: Meter, *, now: datetime) -> int:
         raise Conflict(str(exc)) from exc
     session.expire(meter, ["last_tid"])
     return tid
+
+
+def do_schedule_key_change(
+    session: Session, meter: Meter, *, new_krn: int, new_ti: int | None = None, rollover: bool = False,
+) -> Meter:
+    """Ask for the meter's key to change at its next vend: the vend sends the key change tokens first, then
+    the credit under the new key. A rollover (RO = 1) also moves the meter to its next base date — the 2024
+    rollover takes meters keyed for 1993, whose TIDs ran out in November 2024, to 2014."""
+    if not 1 <= new_krn <= 9:
+        raise ValidationFailed("a key revision number is 1 to 9")
+    ti = meter.ti if new_ti is None else new_ti
+    if not 0 <= ti <= 99:
+        raise ValidationFailed("a tariff index is 0 to 99")
+    if rollover and meter.base_date == 2035:
+        raise ValidationFailed("a meter on the 2035 base date has no later base date to roll over to")
+    if (new_krn, ti) == (meter.krn, meter.ti) and not rollover:
+        raise ValidationFailed("the new key must differ: change the key revision, the tariff index or roll over")
+    meter.key_change_pending = True
+    meter.pending_krn = new_krn
+    meter.pending_ti = ti
+    meter.pending_rollover = rollover
+    session.flush()
+    return meter

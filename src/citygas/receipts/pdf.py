@@ -27,12 +27,9 @@ FAMILY = "receipt"
 
 @lru_cache(maxsize=1)
 def devanagari_font() -> Path | None:
-    try:
-        import fontpkg_noto_sans_devanagari as package  # noqa: PLC0415 - optional at run time
-    except ImportError:
-        package = None
-    if package is not None:
-        found = sorted(Path(package.ROOT, "files").glob("NotoSansDevanagari*.ttf"))
+    spec = importlib.util.find_spec("fontpkg_noto_sans_devanagari")
+    if spec is not None and spec.origin:
+        found = sorted(Path(spec.origin).parent.joinpath("files").glob("NotoSansDevanagari*.ttf"))
         if found:
             return found[0]
     return next((path for path in DEBIAN_FONTS if path.exists()), None)
@@ -55,14 +52,17 @@ def _setup(pdf: FPDF, lang: str) -> tuple[str, str]:
         return "helvetica", "Rs."
     variable = "[" in font.name  # a variable font: pick the regular and bold instances
     if variable:
-        pdf.add_font(FAMILY, "", str(font), variations={"wght": 400})
-        pdf.add_font(FAMILY, "B", str(font), variations={"wght": 700})
+        pdf.add_font(FAMILY, "", str(font), variations={"wght": 400.0})
+        pdf.add_font(FAMILY, "B", str(font), variations={"wght": 700.0})
     else:
         pdf.add_font(FAMILY, "", str(font))
         pdf.add_font(FAMILY, "B", str(font))
     if shaping_available():
-        pdf.set_text_shaping(use_shaping_engine=True, script="deva" if lang == "hi" else None,
-                             language="hin" if lang == "hi" else None)
+        pdf.set_text_shaping(
+            use_shaping_engine=True,
+            script="deva" if lang == "hi" else None,
+            language="hin" if lang == "hi" else None,
+        )
     elif lang == "hi":
         raise RuntimeError("Devanagari needs text shaping (uharfbuzz); offer the HTML print view")
     return FAMILY, "₹"
@@ -136,7 +136,9 @@ def receipt_pdf(receipt: Receipt, *, lang: str = "en") -> bytes:
     pdf.set_font(family, "", 8.5)
     pdf.multi_cell(text_w, 4.5, labels.scan, new_x="LMARGIN", new_y="NEXT")
     pdf.set_x(pdf.l_margin + qr_size + 4)
-    pdf.multi_cell(text_w, 4.5, f"{labels.helpline}: {receipt.helpline or '-'}", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        text_w, 4.5, f"{labels.helpline}: {receipt.helpline or '-'}", new_x="LMARGIN", new_y="NEXT"
+    )
     pdf.set_x(pdf.l_margin + qr_size + 4)
     pdf.multi_cell(
         text_w, 4.5, f"{labels.emergency}: {receipt.emergency_number or '-'}", new_x="LMARGIN", new_y="NEXT"

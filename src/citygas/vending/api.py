@@ -39,9 +39,9 @@ class VendIn(BaseModel):
 
 
 class TokenOut(BaseModel):
-    kind: str
+    kind: str  # key_change, set_tariff_rate or credit: enter them on the meter in this order
     token: str
-    tid: int
+    tid: int | None  # key change tokens carry none
 
 
 class VendOut(BaseModel):

@@ -10,6 +10,7 @@ the ledger entry, and the retry vends afresh. Nothing of a vend is ever half-wri
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,15 +25,23 @@ from sqlalchemy.orm import Session
 from citygas.customers.models import Customer
 from citygas.ledger.rules import AccountCode
 from citygas.ledger.service import get_balance, post_topup
-from citygas.meters.models import Meter, MeterModel
-from citygas.meters.service import allocate_tid, decoder_key_for
+from citygas.meters.models import Meter, MeterModel, VendingKey
+from citygas.meters.service import allocate_tid, decoder_key_for, decoder_parameters
 from citygas.notifications import ports as notifications
 from citygas.platform.errors import Conflict, DomainError, NotFound
 from citygas.platform.numbers import NumberKind, next_number
 from citygas.platform.outbox import emit
 from citygas.platform.tenancy import current_tenant
 from citygas.platform.time import INDIA, utcnow
-from citygas.sts import AmountConvention, DecoderKey, issue_metered_credit, issue_set_tariff_rate
+from citygas.sts import (
+    AmountConvention,
+    DecoderKey,
+    SoftwareKeyVault,
+    build_key_change_set_from_vault,
+    issue_metered_credit,
+    issue_set_tariff_rate,
+    next_base_date,
+)
 from citygas.tariffs.rules import AmountOutOfRange, allocate_topup, gas_value_for, instalment_due
 from citygas.tariffs.service import get_active_instalment_plan, get_gas_quote, terms_of
 from citygas.vending.models import Vend, VendClaim
@@ -96,8 +105,10 @@ def do_vend(
     split = gas_value_for(allocation.gas_credit_paise, quote.rate_paise_per_scm, quote.vat_bp)
     checkpoint("priced")
 
-    key = decoder_key_for(session, meter, master_key=master_key)
     tokens: list[dict[str, Any]] = []
+    if meter.key_change_pending:
+        tokens.extend(_key_change_tokens(session, meter, master_key))
+    key = decoder_key_for(session, meter, master_key=master_key)
     if model.mode == "currency" and meter.tariff_on_meter != quote.rate_paise_per_scm:
         tokens.append(_tariff_token(session, meter, key, quote.rate_paise_per_scm, now))
     credit_token, carried = _credit_token(
@@ -238,11 +249,6 @@ def _check_meter(meter: Meter) -> None:
         raise VendRefused(
             "meter_not_active", f"meter {meter.serial} is {meter.state}; only an active meter takes credit"
         )
-    if meter.key_change_pending:
-        raise VendRefused(
-            "key_change_pending",
-            f"meter {meter.serial} waits for a key change; the back office must issue it first",
-        )
 
 
 def _check_limits(
@@ -289,6 +295,28 @@ def _allocate(session: Session, customer: Customer, amount: int, limits: VendLim
         )
     except AmountOutOfRange as exc:
         raise VendRefused("amount_out_of_range", str(exc)) from exc
+
+
+def _key_change_tokens(session: Session, meter: Meter, master_key: bytes) -> list[dict[str, Any]]:
+    """The key change set ahead of the vend's other tokens; the meter's registry record moves to the new key
+    in the same transaction, so the credit token after it is made under the new key."""
+    key_row = session.get(VendingKey, meter.vending_key_id)
+    assert key_row is not None
+    current = decoder_parameters(meter)
+    new = dataclasses.replace(
+        current, krn=meter.pending_krn or meter.krn, ti=meter.ti if meter.pending_ti is None else meter.pending_ti,
+        base_date=next_base_date(meter.base_date) if meter.pending_rollover else meter.base_date,
+    )
+    change = build_key_change_set_from_vault(
+        vault=SoftwareKeyVault(master_key, key_row.vault_blob), key_id=key_row.key_id, current=current, new=new,
+        ken=meter.ken, rollover=meter.pending_rollover,
+    )
+    meter.krn, meter.ti, meter.base_date = new.krn, new.ti, new.base_date
+    if meter.pending_rollover:
+        meter.last_tid = None  # TIDs now count from the new base date
+    meter.key_change_pending, meter.pending_krn, meter.pending_ti, meter.pending_rollover = False, None, None, False
+    session.flush()
+    return [{"kind": TokenKind.KEY_CHANGE.value, "token": token, "tid": None} for token in change.tokens]
 
 
 def _tariff_token(

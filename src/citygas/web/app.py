@@ -19,9 +19,13 @@ from citygas.meters import sim_pages
 from citygas.meters.simulator import SimulatorHub
 from citygas.platform.db import make_engine
 from citygas.platform.plugins import load_plugins
+from citygas.receipts import pages as receipt_pages
 from citygas.platform.settings import Settings, get_settings
 from citygas.platform.uow import Database
 from citygas.platform.worker import Worker
+from citygas.payments.bbps import api as bbps_api
+from citygas.payments.csc import pages as csc_pages
+from citygas.payments.settlement import pages as settlement_pages
 from citygas.vending import api as vending_api
 from citygas.web import admin, api, health, portals
 from citygas.web.errors import install_error_handlers
@@ -83,6 +87,10 @@ def create_app(
         customers_api.router,
         meters_api.router,
         vending_api.router,
+        bbps_api.router,
+        settlement_pages.router,
+        csc_pages.router,
+        *receipt_pages.ROUTERS,
         identity_pages.router,
         portals.router,
         meters_pages.router,

@@ -80,9 +80,9 @@ def field_home(request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.F
 
 @router.get("/agent/", response_class=HTMLResponse)
 def agent_home(request: Request, uow: Annotated[UnitOfWork, Depends(uow_with(P.AGENT_PORTAL))]) -> Response:
-    return render(
-        request, "portal/home.html", heading="CSC agent", stats=[], **_activity_context(request, uow)
-    )
+    from citygas.payments.csc.pages import agent_home_page  # noqa: PLC0415 - the CSC package imports this layer
+
+    return agent_home_page(request, uow)
 
 
 @router.get("/ops/customers", response_class=HTMLResponse)

@@ -30,6 +30,8 @@ NAV: list[tuple[str, str, str]] = [
     (Permission.AGENT_PORTAL, "/agent/", "Agent"),
     (Permission.CUSTOMER_VIEW, "/ops/customers", "Customers"),
     (Permission.METER_VIEW, "/ops/meters", "Meters"),
+    (Permission.PAYMENTS_RECONCILE, "/ops/settlement", "Settlement"),
+    (Permission.AGENT_MANAGE, "/ops/csc/agents", "CSC agents"),
     (Permission.ACTIVITY_VIEW, "/ops/activity", "Activity"),
     (Permission.AUDIT_VIEW, "/ops/audit", "Audit log"),
     (Permission.APIKEY_MANAGE, "/cgd/api-keys", "API keys"),

@@ -148,7 +148,13 @@ def agent_vend(
     except DomainError as exc:
         uow.rollback()
         return _consumer_page(
-            request, uow, agent, consumer_number, status_code=exc.status, error=exc.detail, client_ref=client_ref,
+            request,
+            uow,
+            agent,
+            consumer_number,
+            status_code=exc.status,
+            error=exc.detail,
+            client_ref=client_ref,
             amount=amount,
         )
     uow.commit()
@@ -171,7 +177,9 @@ def agent_vend_done(request: Request, vend_id: uuid.UUID, uow: AgentUow) -> Resp
     )
 
 
-def _float_page(request: Request, uow: UnitOfWork, agent: CscAgent, status_code: int = 200, **extra: Any) -> Response:
+def _float_page(
+    request: Request, uow: UnitOfWork, agent: CscAgent, status_code: int = 200, **extra: Any
+) -> Response:
     return render(
         request,
         "agent/float.html",
@@ -227,12 +235,19 @@ def _statement(
         writer.writerow(["receipt_number", "time_ist", "consumer_number", "amount_paise", "commission_paise"])
         for row, vend in reversed(service.list_vends_of_day(uow.session, agent, day)):
             writer.writerow(
-                [vend.receipt_number, vend.created_at.isoformat(), row.consumer_number, row.amount_paise,
-                 row.commission_paise]
+                [
+                    vend.receipt_number,
+                    vend.created_at.isoformat(),
+                    row.consumer_number,
+                    row.amount_paise,
+                    row.commission_paise,
+                ]
             )
         name = f"statement-{agent.csc_id}-{day.isoformat()}.csv"
         return Response(
-            out.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     return render(
         request,
@@ -292,7 +307,9 @@ def ops_create_agent(
 ) -> Response:
     try:
         rule = commission_from_form(commission_kind, percent=percent, flat_rupees=flat, cap_rupees=cap)
-        agent = service.do_create_agent(uow.session, username=username, csc_id=csc_id, village=village, rule=rule)
+        agent = service.do_create_agent(
+            uow.session, username=username, csc_id=csc_id, village=village, rule=rule
+        )
     except CommissionInputError as exc:
         uow.rollback()
         return _agents_page(request, uow, status_code=422, error=str(exc))
@@ -379,7 +396,9 @@ def ops_agent_statement(request: Request, agent_id: uuid.UUID, uow: StatementUow
 
 
 @router.get("/ops/csc/agents/{agent_id}/statement.csv")
-def ops_agent_statement_csv(request: Request, agent_id: uuid.UUID, uow: StatementUow, day: str = "") -> Response:
+def ops_agent_statement_csv(
+    request: Request, agent_id: uuid.UUID, uow: StatementUow, day: str = ""
+) -> Response:
     return _statement(request, uow, service.get_agent(uow.session, agent_id), _day(day), csv_download=True)
 
 

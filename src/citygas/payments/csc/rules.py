@@ -59,9 +59,9 @@ class CommissionInputError(ValueError):
     """Commission terms typed in a form that cannot be accepted; the message says what to type."""
 
 
-def commission_from_form(kind: str, *, percent: str = "", flat_rupees: str = "", cap_rupees: str = "") -> (
-    CommissionRule
-):
+def commission_from_form(
+    kind: str, *, percent: str = "", flat_rupees: str = "", cap_rupees: str = ""
+) -> CommissionRule:
     """Commission terms from the back office form: a percentage ('10' is 10 %, '0.5' is 0.5 %) with an
     optional cap in rupees, or a flat amount in rupees per vend."""
     cap = _optional_paise(cap_rupees, "the cap")

@@ -102,7 +102,9 @@ def do_create_agent(
     rule: CommissionRule,
 ) -> CscAgent:
     """An agent profile for a staff user holding the csc_agent role."""
-    user = session.execute(select(StaffUser).where(StaffUser.username == username.strip())).scalar_one_or_none()
+    user = session.execute(
+        select(StaffUser).where(StaffUser.username == username.strip())
+    ).scalar_one_or_none()
     if user is None:
         raise NotFound(f"no staff user {username}")
     if Role.CSC_AGENT.value not in user.role_names:
@@ -351,20 +353,17 @@ def do_csc_vend(
     commission = commission_on(rule_of(agent), amount_paise)
     entry_id = None
     if commission:
-        entry_id = (
-            post_entry(
-                session,
-                idempotency_key=f"csc-commission:{vend.id}",
-                reference=vend.receipt_number,
-                kind=COMMISSION_ENTRY_KIND,
-                lines=[
-                    debit(account_for(session, AccountCode.COMMISSION_EXPENSE).id, commission),
-                    credit(account_for(session, AccountCode.COMMISSION_PAYABLE, str(agent.id)).id, commission),
-                ],
-                effective_date=now.astimezone(INDIA).date(),
-            )
-            .entry.id
-        )
+        entry_id = post_entry(
+            session,
+            idempotency_key=f"csc-commission:{vend.id}",
+            reference=vend.receipt_number,
+            kind=COMMISSION_ENTRY_KIND,
+            lines=[
+                debit(account_for(session, AccountCode.COMMISSION_EXPENSE).id, commission),
+                credit(account_for(session, AccountCode.COMMISSION_PAYABLE, str(agent.id)).id, commission),
+            ],
+            effective_date=now.astimezone(INDIA).date(),
+        ).entry.id
     row = CscVend(
         id=uuid7(),
         agent_id=agent.id,
@@ -397,7 +396,9 @@ def _india_day_bounds(day: date) -> tuple[datetime, datetime]:
     return start_, start_ + timedelta(days=1)
 
 
-def list_vends_of_day(session: Session, agent: CscAgent, day: date | None = None) -> list[tuple[CscVend, Vend]]:
+def list_vends_of_day(
+    session: Session, agent: CscAgent, day: date | None = None
+) -> list[tuple[CscVend, Vend]]:
     first, last = _india_day_bounds(day or india_today())
     rows = session.execute(
         select(CscVend, Vend)

@@ -213,17 +213,19 @@ def _confirm(
             signature=signature,
             master_key=settings.master_key_bytes,
         )
-        uow.commit()
         receipt = vend_body(uow.session, settled.vend) if settled.vend is not None else None
-        return render(
-            request,
-            "pay/result.html",
-            ok=True,
-            order=settled.order,
-            payment=settled.payment,
-            receipt=receipt,
-            grouped=[group_token(t["token"]) for t in receipt["tokens"]] if receipt else [],
-        )
+        uow.commit()
+    # Rendered after the unit of work is closed: the page looks up the caller, which must not wait for
+    # this transaction's write lock (SQLite).
+    return render(
+        request,
+        "pay/result.html",
+        ok=True,
+        order=settled.order,
+        payment=settled.payment,
+        receipt=receipt,
+        grouped=[group_token(t["token"]) for t in receipt["tokens"]] if receipt else [],
+    )
 
 
 @return_router.get("/{tenant_slug}/return", response_class=HTMLResponse)

@@ -1,0 +1,187 @@
+"""Vends per second end to end through the HTTP API on PostgreSQL, server and load generator on this machine,
+with p50/p99 latency, against the limit: a bare database transaction doing the same writes, same run.
+
+Setup: a throwaway PostgreSQL database, one CGD with HOUSEHOLDS active currency-mode meters on the STS test
+key, `citygas serve` with two worker processes, and an asyncio client keeping CONCURRENCY requests in flight.
+"""
+
+import asyncio
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+os.environ.setdefault("CITYGAS_ENVIRONMENT", "test")
+
+import httpx
+import psycopg
+from sqlalchemy import select
+
+from citygas.customers.service import do_register_customer
+from citygas.identity.service import do_create_api_key
+from citygas.meters.models import MeterModel
+from citygas.meters.rules import sts_meter_number
+from citygas.meters.service import (
+    STS_TEST_SGC,
+    STS_TEST_VENDING_KEY,
+    do_meter_transition,
+    do_register_meter,
+    do_store_vending_key,
+)
+from citygas.platform.db import make_engine
+from citygas.platform.migrations import upgrade
+from citygas.platform.settings import get_settings
+from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
+from citygas.platform.time import utcnow
+from citygas.platform.uow import Database
+from citygas.tariffs.rules import TaxKind
+from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
+
+HOUSEHOLDS = 600  # five vends a day each at most: enough for the run
+VENDS = 1_500
+CONCURRENCY = 16
+BARE_TXNS = 1_500
+CITYGAS = Path(sys.executable).parent / "citygas"
+ALL = frozenset({"meter.manage", "meter.install"})
+
+
+def seed(url: str) -> str:
+    engine = make_engine(url)
+    upgrade(engine)
+    db = Database(engine)
+    master = get_settings().master_key_bytes
+    with db.system() as uow:
+        tenant = Tenant(slug="bench", code="BEN", name="Bench Gas", state="Maharashtra")
+        uow.session.add(tenant)
+        uow.commit()
+    earlier = utcnow() - timedelta(days=1)
+    with db.unit_of_work(tenant=tenant.id) as uow:
+        s = uow.session
+        ga = GeographicalArea(code="GA", name="GA", state="Maharashtra")
+        s.add(ga)
+        s.flush()
+        area = ChargeArea(ga_id=ga.id, code="CA", name="Town")
+        s.add(area)
+        s.flush()
+        do_set_tax_rate(s, tax=TaxKind.VAT, region="Maharashtra", percent=Decimal("3"), effective_from=earlier,
+                        now=earlier)
+        do_set_gas_rate(s, charge_area_id=area.id, rate_paise_per_scm=4_850, effective_from=earlier, now=earlier)
+        s.add(MeterModel(code="G1.6", name="G1.6", manufacturer="M", manufacturer_code=96, qmax_litres_per_hour=2500,
+                         mode="currency", credit_subclass=6, base_units_per_count=10, token_classes=[0, 1, 2]))
+        do_store_vending_key(s, master_key=master, key_id="test", label="STS test key",
+                             vending_key=STS_TEST_VENDING_KEY, sgc=STS_TEST_SGC, is_test_key=True)
+        for n in range(1, HOUSEHOLDS + 1):
+            customer = do_register_customer(s, name=f"House {n}", phone="9812345678", charge_area_code="CA",
+                                            address="x")
+            meter = do_register_meter(s, serial=f"B{n:06d}", sts_meter_number=sts_meter_number(n), model_code="G1.6",
+                                      vending_key_id="test")
+            for action in ("allocate", "install", "commission", "activate"):
+                do_meter_transition(s, meter, action, permissions=ALL,
+                                    customer_number=customer.consumer_number if action == "install" else None)
+            meter.tariff_on_meter = 4_850  # as after a first vend: one credit token per vend
+        _, secret = do_create_api_key(s, name="bench", scopes=["vend"], created_by="bench")
+        uow.commit()
+    engine.dispose()
+    return secret
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def load(base: str, key: str) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    failures = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(VENDS):
+        queue.put_nowait(n)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        while not queue.empty():
+            n = queue.get_nowait()
+            consumer = f"BEN-C-{(n % HOUSEHOLDS) + 1:08d}"
+            started = time.perf_counter()
+            response = await client.post("/api/v1/vends", json={"consumer_number": consumer, "amount_paise": 50_000},
+                                         headers={"Idempotency-Key": f"bench-{n}"})
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 201:
+                failures += 1
+
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, limits=limits,
+                                 timeout=30) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    return VENDS / elapsed, latencies, failures
+
+
+def bare_transactions(dsn: str) -> float:
+    """The same writes as one vend, as plain SQL in one transaction each: the database's own limit here."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TEMP TABLE w (id bigserial primary key, tenant uuid, k text, v jsonb)")
+        conn.execute("CREATE TEMP TABLE c (id int primary key, n bigint)")
+        conn.execute("INSERT INTO c VALUES (1, 0), (2, 0), (3, 0), (4, 0)")
+        conn.commit()
+        started = time.perf_counter()
+        for n in range(BARE_TXNS):
+            with conn.transaction():
+                for _ in range(9):  # claim, vend, entry, 3 postings, outbox x2, audit
+                    conn.execute("INSERT INTO w (tenant, k, v) VALUES (gen_random_uuid(), %s, '{}')", (f"{n}",))
+                for row in (1, 2, 3, 4):  # TID, receipt number, audit head, balances
+                    conn.execute("UPDATE c SET n = n + 1 WHERE id = %s", (row,))
+        return BARE_TXNS / (time.perf_counter() - started)
+
+
+def main() -> int:
+    name = f"citygas_bench_{secrets.token_hex(3)}"
+    try:
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True, connect_timeout=3) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL not reachable, skipped: {exc}")
+        return 0
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    server = None
+    try:
+        key = seed(url)
+        port = free_port()
+        env = {**os.environ, "CITYGAS_DATABASE_URL": url, "CITYGAS_ENVIRONMENT": "test", "CITYGAS_LOG_LEVEL": "WARNING",
+               "CITYGAS_RUN_WORKER_IN_PROCESS": "false", "CITYGAS_SIMULATOR": "false"}
+        server = subprocess.Popen([str(CITYGAS), "serve", "--port", str(port), "--workers", "2"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        rate, latencies, failures = asyncio.run(load(base, key))
+        bare = bare_transactions(f"host=127.0.0.1 user=postgres dbname={name}")
+        q = statistics.quantiles(latencies, n=100)
+        print(f"vends through the HTTP API (PostgreSQL, 2 web workers, {CONCURRENCY} in flight): {rate:8.0f} vends/s")
+        print(f"latency p50 {q[49] * 1000:6.1f} ms   p99 {q[98] * 1000:6.1f} ms   failures {failures}/{VENDS}")
+        print(f"bare transactions with the same writes (one connection):  {bare:8.0f} txn/s")
+        print(f"ratio bare / vends: {bare / rate:5.1f}x   target: 500 vends/s with p99 < 100 ms: "
+              f"{'met' if rate >= 500 and q[98] < 0.1 else 'NOT met'}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

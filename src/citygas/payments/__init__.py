@@ -1,0 +1,1 @@
+"""Payments: the channels money arrives through (gateway and UPI, BBPS, CSC agents) and settlement."""
