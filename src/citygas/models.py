@@ -6,6 +6,7 @@ from citygas.ledger import models as ledger_models
 from citygas.meters import models as meters_models
 from citygas.payments.bbps import models as bbps_models
 from citygas.payments.csc import models as csc_models
+from citygas.payments.gateway import models as gateway_models
 from citygas.payments.settlement import models as settlement_models
 from citygas.platform import audit, jobs, numbers, outbox, tenancy, workflow
 from citygas.platform.db import Base
@@ -16,6 +17,7 @@ __all__ = [
     "Base",
     "bbps_models",
     "csc_models",
+    "gateway_models",
     "settlement_models",
     "audit",
     "customers_models",

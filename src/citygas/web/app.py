@@ -25,6 +25,8 @@ from citygas.platform.uow import Database
 from citygas.platform.worker import Worker
 from citygas.payments.bbps import api as bbps_api
 from citygas.payments.csc import pages as csc_pages
+from citygas.payments.gateway import api as gateway_api
+from citygas.payments.gateway import pages as gateway_pages
 from citygas.payments.settlement import pages as settlement_pages
 from citygas.vending import api as vending_api
 from citygas.web import admin, api, health, portals
@@ -90,6 +92,10 @@ def create_app(
         bbps_api.router,
         settlement_pages.router,
         csc_pages.router,
+        gateway_api.router,
+        gateway_api.webhook_router,
+        gateway_pages.router,
+        gateway_pages.return_router,
         *receipt_pages.ROUTERS,
         identity_pages.router,
         portals.router,

@@ -214,7 +214,9 @@ def upgrade() -> None:
     with op.batch_alter_table("meter", schema=None) as batch_op:
         batch_op.add_column(sa.Column("pending_krn", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("pending_ti", sa.BigInteger(), nullable=True))
-        batch_op.add_column(sa.Column("pending_rollover", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(
+            sa.Column("pending_rollover", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
     # ### end Alembic commands ###
 
