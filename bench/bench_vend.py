@@ -21,7 +21,6 @@ os.environ.setdefault("CITYGAS_ENVIRONMENT", "test")
 
 import httpx
 import psycopg
-from sqlalchemy import select
 
 from citygas.customers.service import do_register_customer
 from citygas.identity.service import do_create_api_key
@@ -69,21 +68,58 @@ def seed(url: str) -> str:
         area = ChargeArea(ga_id=ga.id, code="CA", name="Town")
         s.add(area)
         s.flush()
-        do_set_tax_rate(s, tax=TaxKind.VAT, region="Maharashtra", percent=Decimal("3"), effective_from=earlier,
-                        now=earlier)
-        do_set_gas_rate(s, charge_area_id=area.id, rate_paise_per_scm=4_850, effective_from=earlier, now=earlier)
-        s.add(MeterModel(code="G1.6", name="G1.6", manufacturer="M", manufacturer_code=96, qmax_litres_per_hour=2500,
-                         mode="currency", credit_subclass=6, base_units_per_count=10, token_classes=[0, 1, 2]))
-        do_store_vending_key(s, master_key=master, key_id="test", label="STS test key",
-                             vending_key=STS_TEST_VENDING_KEY, sgc=STS_TEST_SGC, is_test_key=True)
+        do_set_tax_rate(
+            s,
+            tax=TaxKind.VAT,
+            region="Maharashtra",
+            percent=Decimal("3"),
+            effective_from=earlier,
+            now=earlier,
+        )
+        do_set_gas_rate(
+            s, charge_area_id=area.id, rate_paise_per_scm=4_850, effective_from=earlier, now=earlier
+        )
+        s.add(
+            MeterModel(
+                code="G1.6",
+                name="G1.6",
+                manufacturer="M",
+                manufacturer_code=96,
+                qmax_litres_per_hour=2500,
+                mode="currency",
+                credit_subclass=6,
+                base_units_per_count=10,
+                token_classes=[0, 1, 2],
+            )
+        )
+        do_store_vending_key(
+            s,
+            master_key=master,
+            key_id="test",
+            label="STS test key",
+            vending_key=STS_TEST_VENDING_KEY,
+            sgc=STS_TEST_SGC,
+            is_test_key=True,
+        )
         for n in range(1, HOUSEHOLDS + 1):
-            customer = do_register_customer(s, name=f"House {n}", phone="9812345678", charge_area_code="CA",
-                                            address="x")
-            meter = do_register_meter(s, serial=f"B{n:06d}", sts_meter_number=sts_meter_number(n), model_code="G1.6",
-                                      vending_key_id="test")
+            customer = do_register_customer(
+                s, name=f"House {n}", phone="9812345678", charge_area_code="CA", address="x"
+            )
+            meter = do_register_meter(
+                s,
+                serial=f"B{n:06d}",
+                sts_meter_number=sts_meter_number(n),
+                model_code="G1.6",
+                vending_key_id="test",
+            )
             for action in ("allocate", "install", "commission", "activate"):
-                do_meter_transition(s, meter, action, permissions=ALL,
-                                    customer_number=customer.consumer_number if action == "install" else None)
+                do_meter_transition(
+                    s,
+                    meter,
+                    action,
+                    permissions=ALL,
+                    customer_number=customer.consumer_number if action == "install" else None,
+                )
             meter.tariff_on_meter = 4_850  # as after a first vend: one credit token per vend
         _, secret = do_create_api_key(s, name="bench", scopes=["vend"], created_by="bench")
         uow.commit()
@@ -110,15 +146,19 @@ async def load(base: str, key: str) -> tuple[float, list[float], int]:
             n = queue.get_nowait()
             consumer = f"BEN-C-{(n % HOUSEHOLDS) + 1:08d}"
             started = time.perf_counter()
-            response = await client.post("/api/v1/vends", json={"consumer_number": consumer, "amount_paise": 50_000},
-                                         headers={"Idempotency-Key": f"bench-{n}"})
+            response = await client.post(
+                "/api/v1/vends",
+                json={"consumer_number": consumer, "amount_paise": 50_000},
+                headers={"Idempotency-Key": f"bench-{n}"},
+            )
             latencies.append(time.perf_counter() - started)
             if response.status_code != 201:
                 failures += 1
 
     limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, limits=limits,
-                                 timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=30
+    ) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(CONCURRENCY)))
         elapsed = time.perf_counter() - started
@@ -136,7 +176,9 @@ def bare_transactions(dsn: str) -> float:
         for n in range(BARE_TXNS):
             with conn.transaction():
                 for _ in range(9):  # claim, vend, entry, 3 postings, outbox x2, audit
-                    conn.execute("INSERT INTO w (tenant, k, v) VALUES (gen_random_uuid(), %s, '{}')", (f"{n}",))
+                    conn.execute(
+                        "INSERT INTO w (tenant, k, v) VALUES (gen_random_uuid(), %s, '{}')", (f"{n}",)
+                    )
                 for row in (1, 2, 3, 4):  # TID, receipt number, audit head, balances
                     conn.execute("UPDATE c SET n = n + 1 WHERE id = %s", (row,))
         return BARE_TXNS / (time.perf_counter() - started)
@@ -145,7 +187,9 @@ def bare_transactions(dsn: str) -> float:
 def main() -> int:
     name = f"citygas_bench_{secrets.token_hex(3)}"
     try:
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True, connect_timeout=3) as c:
+        with psycopg.connect(
+            "host=127.0.0.1 user=postgres dbname=postgres", autocommit=True, connect_timeout=3
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         print(f"PostgreSQL not reachable, skipped: {exc}")
@@ -155,10 +199,20 @@ def main() -> int:
     try:
         key = seed(url)
         port = free_port()
-        env = {**os.environ, "CITYGAS_DATABASE_URL": url, "CITYGAS_ENVIRONMENT": "test", "CITYGAS_LOG_LEVEL": "WARNING",
-               "CITYGAS_RUN_WORKER_IN_PROCESS": "false", "CITYGAS_SIMULATOR": "false"}
-        server = subprocess.Popen([str(CITYGAS), "serve", "--port", str(port), "--workers", "2"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "CITYGAS_DATABASE_URL": url,
+            "CITYGAS_ENVIRONMENT": "test",
+            "CITYGAS_LOG_LEVEL": "WARNING",
+            "CITYGAS_RUN_WORKER_IN_PROCESS": "false",
+            "CITYGAS_SIMULATOR": "false",
+        }
+        server = subprocess.Popen(
+            [str(CITYGAS), "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
@@ -169,11 +223,18 @@ def main() -> int:
         rate, latencies, failures = asyncio.run(load(base, key))
         bare = bare_transactions(f"host=127.0.0.1 user=postgres dbname={name}")
         q = statistics.quantiles(latencies, n=100)
-        print(f"vends through the HTTP API (PostgreSQL, 2 web workers, {CONCURRENCY} in flight): {rate:8.0f} vends/s")
-        print(f"latency p50 {q[49] * 1000:6.1f} ms   p99 {q[98] * 1000:6.1f} ms   failures {failures}/{VENDS}")
+        print(
+            f"vends through the HTTP API (PostgreSQL, 2 web workers, {CONCURRENCY} in flight): "
+            f"{rate:8.0f} vends/s"
+        )
+        print(
+            f"latency p50 {q[49] * 1000:6.1f} ms   p99 {q[98] * 1000:6.1f} ms   failures {failures}/{VENDS}"
+        )
         print(f"bare transactions with the same writes (one connection):  {bare:8.0f} txn/s")
-        print(f"ratio bare / vends: {bare / rate:5.1f}x   target: 500 vends/s with p99 < 100 ms: "
-              f"{'met' if rate >= 500 and q[98] < 0.1 else 'NOT met'}")
+        print(
+            f"ratio bare / vends: {bare / rate:5.1f}x   target: 500 vends/s with p99 < 100 ms: "
+            f"{'met' if rate >= 500 and q[98] < 0.1 else 'NOT met'}"
+        )
     finally:
         if server is not None:
             server.terminate()

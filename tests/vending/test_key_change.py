@@ -17,15 +17,24 @@ from citygas.sts import AcceptOutcome
 from citygas.vending.rules import Channel, VendRequest
 from citygas.vending.service import do_vend
 from tests.meters.test_registry import MASTER
-from tests.vending.conftest import START, Shop, simulated_meter
+from tests.vending.conftest import START, Shop
 
 ALL = frozenset({"meter.manage", "meter.install"})
 
 
 def _vend(db: Database, shop: Shop, key: str, now: datetime = START) -> list[dict[str, object]]:
     with db.unit_of_work(tenant=shop.tenant.id) as uow:
-        outcome = do_vend(uow.session, VendRequest(channel=Channel.ONLINE, amount_paise=50_000, idempotency_key=key,
-                                                   consumer_number="ALP-C-00000002"), master_key=MASTER, now=now)
+        outcome = do_vend(
+            uow.session,
+            VendRequest(
+                channel=Channel.ONLINE,
+                amount_paise=50_000,
+                idempotency_key=key,
+                consumer_number="ALP-C-00000002",
+            ),
+            master_key=MASTER,
+            now=now,
+        )
         uow.commit()
         return outcome.vend.tokens
 
@@ -34,19 +43,45 @@ def _meter_on_the_wall(db: Database, shop: Shop, serial: str, base_date: int) ->
     with db.unit_of_work(tenant=shop.tenant.id, read_only=True) as uow:
         meter = get_meter(uow.session, serial)
         key = decoder_key_for(uow.session, meter, master_key=MASTER)
-    identity = MeterIdentity(serial, meter.sts_meter_number, "G1.6", 96, "sim", MeterMode.CURRENCY, meter.sgc,
-                             meter.krn, meter.ti, base_date)
-    return SimulatedMeter(identity, MeterParameters(low_credit_threshold=0, emergency_credit=0),
-                          tariff_paise_per_scm=5_000, decoder_key=key, start=START)
+    identity = MeterIdentity(
+        serial,
+        meter.sts_meter_number,
+        "G1.6",
+        96,
+        "sim",
+        MeterMode.CURRENCY,
+        meter.sgc,
+        meter.krn,
+        meter.ti,
+        base_date,
+    )
+    return SimulatedMeter(
+        identity,
+        MeterParameters(low_credit_threshold=0, emergency_credit=0),
+        tariff_paise_per_scm=5_000,
+        decoder_key=key,
+        start=START,
+    )
 
 
 def _install(db: Database, shop: Shop, serial: str, base_date: int) -> None:
     with db.unit_of_work(tenant=shop.tenant.id) as uow:
-        meter = do_register_meter(uow.session, serial=serial, sts_meter_number=sts_meter_number(77),
-                                  model_code="G1.6", vending_key_id="test", base_date=base_date)
+        meter = do_register_meter(
+            uow.session,
+            serial=serial,
+            sts_meter_number=sts_meter_number(77),
+            model_code="G1.6",
+            vending_key_id="test",
+            base_date=base_date,
+        )
         for action in ("allocate", "install", "commission", "activate"):
-            do_meter_transition(uow.session, meter, action, permissions=ALL,
-                                customer_number="ALP-C-00000002" if action == "install" else None)
+            do_meter_transition(
+                uow.session,
+                meter,
+                action,
+                permissions=ALL,
+                customer_number="ALP-C-00000002" if action == "install" else None,
+            )
         uow.commit()
 
 

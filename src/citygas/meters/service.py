@@ -237,7 +237,12 @@ def allocate_tid(session: Session, meter: Meter, *, now: datetime) -> int:
 
 
 def do_schedule_key_change(
-    session: Session, meter: Meter, *, new_krn: int, new_ti: int | None = None, rollover: bool = False,
+    session: Session,
+    meter: Meter,
+    *,
+    new_krn: int,
+    new_ti: int | None = None,
+    rollover: bool = False,
 ) -> Meter:
     """Ask for the meter's key to change at its next vend: the vend sends the key change tokens first, then
     the credit under the new key. A rollover (RO = 1) also moves the meter to its next base date — the 2024
@@ -250,7 +255,9 @@ def do_schedule_key_change(
     if rollover and meter.base_date == 2035:
         raise ValidationFailed("a meter on the 2035 base date has no later base date to roll over to")
     if (new_krn, ti) == (meter.krn, meter.ti) and not rollover:
-        raise ValidationFailed("the new key must differ: change the key revision, the tariff index or roll over")
+        raise ValidationFailed(
+            "the new key must differ: change the key revision, the tariff index or roll over"
+        )
     meter.key_change_pending = True
     meter.pending_krn = new_krn
     meter.pending_ti = ti

@@ -304,17 +304,28 @@ def _key_change_tokens(session: Session, meter: Meter, master_key: bytes) -> lis
     assert key_row is not None
     current = decoder_parameters(meter)
     new = dataclasses.replace(
-        current, krn=meter.pending_krn or meter.krn, ti=meter.ti if meter.pending_ti is None else meter.pending_ti,
+        current,
+        krn=meter.pending_krn or meter.krn,
+        ti=meter.ti if meter.pending_ti is None else meter.pending_ti,
         base_date=next_base_date(meter.base_date) if meter.pending_rollover else meter.base_date,
     )
     change = build_key_change_set_from_vault(
-        vault=SoftwareKeyVault(master_key, key_row.vault_blob), key_id=key_row.key_id, current=current, new=new,
-        ken=meter.ken, rollover=meter.pending_rollover,
+        vault=SoftwareKeyVault(master_key, key_row.vault_blob),
+        key_id=key_row.key_id,
+        current=current,
+        new=new,
+        ken=meter.ken,
+        rollover=meter.pending_rollover,
     )
     meter.krn, meter.ti, meter.base_date = new.krn, new.ti, new.base_date
     if meter.pending_rollover:
         meter.last_tid = None  # TIDs now count from the new base date
-    meter.key_change_pending, meter.pending_krn, meter.pending_ti, meter.pending_rollover = False, None, None, False
+    meter.key_change_pending, meter.pending_krn, meter.pending_ti, meter.pending_rollover = (
+        False,
+        None,
+        None,
+        False,
+    )
     session.flush()
     return [{"kind": TokenKind.KEY_CHANGE.value, "token": token, "tid": None} for token in change.tokens]
 

@@ -17,17 +17,17 @@ from citygas.meters import api as meters_api
 from citygas.meters import pages as meters_pages
 from citygas.meters import sim_pages
 from citygas.meters.simulator import SimulatorHub
-from citygas.platform.db import make_engine
-from citygas.platform.plugins import load_plugins
-from citygas.receipts import pages as receipt_pages
-from citygas.platform.settings import Settings, get_settings
-from citygas.platform.uow import Database
-from citygas.platform.worker import Worker
 from citygas.payments.bbps import api as bbps_api
 from citygas.payments.csc import pages as csc_pages
 from citygas.payments.gateway import api as gateway_api
 from citygas.payments.gateway import pages as gateway_pages
 from citygas.payments.settlement import pages as settlement_pages
+from citygas.platform.db import make_engine
+from citygas.platform.plugins import load_plugins
+from citygas.platform.settings import Settings, get_settings
+from citygas.platform.uow import Database
+from citygas.platform.worker import Worker
+from citygas.receipts import pages as receipt_pages
 from citygas.vending import api as vending_api
 from citygas.web import admin, api, health, portals
 from citygas.web.errors import install_error_handlers
