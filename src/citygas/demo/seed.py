@@ -22,11 +22,12 @@ from citygas.meters.service import (
     do_store_vending_key,
 )
 from citygas.platform.context import Actor
+from citygas.payments.csc.service import do_approve_float_topup, do_create_agent, do_request_float_topup
 from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
 from citygas.platform.time import utcnow
 from citygas.platform.uow import Database
-from citygas.tariffs.rules import GST_REGION, TaxKind
+from citygas.tariffs.rules import GST_REGION, TaxKind, percent_commission
 from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
 
 SEED_ACTOR = Actor(kind="system", id=None, label="demo seed")
@@ -160,6 +161,7 @@ def seed(db: Database) -> list[DemoLogin]:
             logins.append(_user(db, tenant, username, f"{ROLE_LABELS[role]} ({cgd.code})", role, cgd.name))
         _customers(db, tenant, cgd, rng)
         _meters(db, tenant, cgd)
+        _agent(db, tenant, cgd)
     return logins
 
 
@@ -327,4 +329,18 @@ def _tariffs(db: Database, tenant: Tenant, cgd: DemoCgd) -> None:
                 note="demo tariff",
                 now=now,
             )
+        uow.because("demo seed").commit()
+
+
+def _agent(db: Database, tenant: Tenant, cgd: DemoCgd) -> None:
+    """The CGD's demo CSC agent: a profile at a village kiosk, 1 % commission capped at ₹20, and a float of
+    ₹10,000 paid to the CGD's bank and approved by the back office — so the agent portal can vend at once."""
+    with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
+        s = uow.session
+        agent = do_create_agent(s, username=f"{cgd.code.lower()}.csc_agent", csc_id=f"CSC-{cgd.code}-0001",
+                                village="Wagholi" if cgd.code == "DGN" else "Hindalga",
+                                rule=percent_commission(Decimal("1"), cap_paise=2_000))
+        topup = do_request_float_topup(s, agent, amount_paise=1_000_000, reference=f"UTR{cgd.code}0000001",
+                                       requested_by="demo seed", note="opening float")
+        do_approve_float_topup(s, topup, permissions=ALL_PERMISSIONS, reason="matched on the bank statement")
         uow.because("demo seed").commit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
@@ -42,6 +43,18 @@ def readyz(request: Request) -> Response:
             media_type="application/json",
         )
     return Response('{"status":"ready"}', media_type="application/json")
+
+
+@router.get("/fonts/noto-sans-devanagari.ttf")
+def devanagari_font() -> Response:
+    """The Hindi font for pages, from the font package the receipts use: a cheap phone without Devanagari
+    fonts still shows Hindi, and nothing font-shaped is committed to the repository."""
+    from citygas.receipts.pdf import devanagari_font as find_font  # noqa: PLC0415
+
+    path = find_font()
+    if path is None:
+        return Response(status_code=404)
+    return FileResponse(path, media_type="font/ttf", headers={"Cache-Control": "public, max-age=604800"})
 
 
 @router.get("/metrics")
