@@ -9,16 +9,20 @@ from dataclasses import dataclass
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from citygas.identity.models import ApiKey
 from citygas.identity.rules import Permission, Role
 from citygas.identity.service import do_create_api_key
+from citygas.payments.gateway.service import do_create_order
+from citygas.payments.gateway.simulator import GatewaySimulator, SimulatedCheckout
+from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import Tenant
 from citygas.platform.uow import Database
 from citygas.web.deps import SAFE_METHODS, SESSION_COOKIE
 from tests.conftest import TEST_ACTOR, csrf_from, login, make_tenant
 from tests.identity.conftest import PASSWORD, add_staff, register_customer
-from tests.web.conftest import TenantData, add_meter
+from tests.web.conftest import TenantData, add_meter, add_payments, add_vend
 from tests.web.db_snapshot import differences, snapshot
 from tests.web.route_map import RouteInfo, api_routes
 
@@ -34,6 +38,10 @@ class Alpha:
     consumer_number: str
     phone: str
     meter_serial: str
+    agent_id: uuid.UUID  # alpha.everything's own CSC agent profile, with a float
+    topup_id: uuid.UUID  # a float top-up waiting for approval
+    order_id: str  # a gateway order not paid yet
+    payment: SimulatedCheckout  # a payment the simulated gateway took, its browser return not yet seen
 
 
 @pytest.fixture
@@ -44,13 +52,38 @@ def everything(db: Database, alpha: Tenant) -> Alpha:
     add_staff(
         db, make_tenant(db, "operator", "OPS", kind="operator"), "operator.admin", [Role.OPERATOR_ADMIN.value]
     )
+    add_staff(db, alpha, "alpha.vle", [Role.CSC_AGENT.value])  # a CSC agent user with no profile yet
     customer = register_customer(db, alpha, name="Sunita Kulkarni", phone="9876501234")
-    meter = TenantData(alpha)
+    meter = TenantData(alpha, consumer_numbers=[customer.consumer_number], phones=[customer.phone])
     with db.unit_of_work(tenant=alpha.id, actor=TEST_ACTOR) as uow:
         key, _ = do_create_api_key(uow.session, name="SAP", scopes=["customers:read"], created_by="test")
         add_meter(uow.session, meter, drn=1001)
+        add_vend(uow.session, meter, drn=1002)  # the customer's meter is active: the vend forms may vend
         uow.commit()
-    return Alpha(alpha, staff.id, key.id, customer.consumer_number, customer.phone, meter.meter_serials[0])
+    add_payments(db, meter, agent_usernames=["alpha.everything"], label="Alphaville")
+    master_key = get_settings().master_key_bytes
+    with db.unit_of_work(tenant=alpha.id, actor=TEST_ACTOR) as uow:
+        gateway = GatewaySimulator.for_tenant(uow.session, master_key=master_key)
+        unpaid = do_create_order(
+            uow.session, gateway, consumer_number=customer.consumer_number, amount_paise=10_000
+        )
+        paid = do_create_order(
+            uow.session, gateway, consumer_number=customer.consumer_number, amount_paise=10_000
+        )
+        payment = gateway.pay(paid.gateway_order_id, method="card")
+        uow.commit()
+    return Alpha(
+        alpha,
+        staff.id,
+        key.id,
+        customer.consumer_number,
+        customer.phone,
+        meter.meter_serials[0],
+        agent_id=meter.agent_ids[0],
+        topup_id=meter.topup_ids[-1],
+        order_id=unpaid.gateway_order_id,
+        payment=payment,
+    )
 
 
 def path_for(route: RouteInfo, alpha: Alpha) -> str:
@@ -61,6 +94,10 @@ def path_for(route: RouteInfo, alpha: Alpha) -> str:
         "user_id": str(alpha.user_id),
         "action": "disable",
         "serial": alpha.meter_serial,
+        "agent_id": str(alpha.agent_id),
+        "topup_id": str(alpha.topup_id),
+        "order_id": alpha.order_id,
+        "tenant_slug": alpha.tenant.slug,
     }
     path = route.path
     for name in route.path_params:
@@ -106,13 +143,69 @@ def valid_form(route: RouteInfo, alpha: Alpha) -> dict[str, str | list[str]]:
         "/sim/meters/{serial}/button": {},
         "/sim/meters/{serial}/emergency": {},
         "/sim/meters/{serial}/event": {"code": "tamper"},
+        "/ops/settlement": {"source": "gateway"},  # and the report, in REPORTS
+        "/agent/vend": {
+            "consumer_number": alpha.consumer_number,
+            "amount": "100",
+            "client_ref": "csrf-probe-0001",
+            "cash_received": "yes",
+        },
+        "/agent/float": {"amount": "500", "reference": "UTRCSRF0001", "note": "paid at the bank"},
+        "/ops/csc/agents": {
+            "username": "alpha.vle",
+            "csc_id": "CSC-0777",
+            "village": "Rampur",
+            "commission_kind": "percent",
+            "percent": "1.5",
+        },
+        "/ops/csc/agents/{agent_id}/commission": {"commission_kind": "percent", "percent": "2"},
+        "/ops/csc/agents/{agent_id}/topups": {"amount": "500", "reference": "UTRCSRF0002"},
+        "/ops/csc/topups/{topup_id}/approve": {},
+        "/ops/csc/topups/{topup_id}/reject": {"reason": "not on the bank statement"},
+        "/pay/new": {"consumer_number": alpha.consumer_number, "amount": "500"},
+        "/pay/checkout/{order_id}": {"method": "upi", "vpa": "sunita@upi"},
+        "/pay/{tenant_slug}/return": {
+            "razorpay_order_id": alpha.payment.order_id,
+            "razorpay_payment_id": alpha.payment.payment_id,
+            "razorpay_signature": alpha.payment.signature,
+        },
     }
     if route.path not in forms:
         pytest.fail(f"{route.path} takes a form this test does not know; add a valid one in {__file__}")
     return forms[route.path]
 
 
-def form_posts(client: TestClient) -> list[tuple[RouteInfo, str]]:
+# Uploads that go with a form (route path → field → (file name, content, type)).
+REPORTS = {
+    "/ops/settlement": {
+        "report": (
+            "settlement.csv",
+            b"payment_id,amount,fee,tax,settlement_id,settled_at\npay_Csrf000000001,10000,0,0,setl_csrf,1764800000\n",
+            "text/csv",
+        )
+    }
+}
+# Form posts that cannot carry our token, and what guards them instead. Each is checked below: it is
+# exactly the unprotected form route, and without its guard it is refused and changes nothing.
+CSRF_EXEMPT = {
+    "/pay/{tenant_slug}/return": "Razorpay Checkout posts the payer's browser back here from the gateway's "
+    "site (a cross-site post, maybe without our cookie); the gateway's signature of the order and payment, "
+    "checked server-side, authorises it, and it acts in the tenant of the URL, never as the session",
+}
+
+
+def post_form(client: TestClient, method: str, route: RouteInfo, alpha: Alpha, **extra: str) -> Response:
+    response: Response = client.request(
+        method,
+        path_for(route, alpha),
+        data={**valid_form(route, alpha), **extra},
+        files=REPORTS.get(route.path),
+        follow_redirects=False,
+    )
+    return response
+
+
+def all_form_posts(client: TestClient) -> list[tuple[RouteInfo, str]]:
     routes = [
         (route, method)
         for route in api_routes(client.app)  # type: ignore[arg-type]
@@ -121,6 +214,10 @@ def form_posts(client: TestClient) -> list[tuple[RouteInfo, str]]:
     ]
     assert len(routes) >= 13, routes
     return routes
+
+
+def form_posts(client: TestClient) -> list[tuple[RouteInfo, str]]:
+    return [(route, method) for route, method in all_form_posts(client) if route.path not in CSRF_EXEMPT]
 
 
 def logged_in_pair(app_client: TestClient) -> tuple[TestClient, TestClient]:
@@ -145,9 +242,7 @@ def test_every_form_post_without_a_csrf_token_is_refused_and_changes_nothing(
 
     refused: dict[str, int] = {}
     for route, method in form_posts(app_client):
-        response = client_for(route, pair).request(
-            method, path_for(route, everything), data=valid_form(route, everything), follow_redirects=False
-        )
+        response = post_form(client_for(route, pair), method, route, everything)
         refused[f"{method} {route.path}"] = response.status_code
         assert EXPIRED in response.text, f"{method} {route.path}: {response.status_code}"
 
@@ -169,14 +264,9 @@ def test_every_form_post_with_another_sessions_token_is_refused_and_changes_noth
     before = snapshot(db)
 
     statuses = {
-        f"{method} {route.path}": client_for(route, pair)
-        .request(
-            method,
-            path_for(route, everything),
-            follow_redirects=False,
-            data={**valid_form(route, everything), "csrf_token": foreign_token},
-        )
-        .status_code
+        f"{method} {route.path}": post_form(
+            client_for(route, pair), method, route, everything, csrf_token=foreign_token
+        ).status_code
         for route, method in form_posts(app_client)
     }
 
@@ -218,3 +308,27 @@ def test_the_token_may_come_in_the_x_csrf_token_header(
     assert response.status_code == 303
     with db.system(read_only=True) as uow:
         assert uow.session.get(ApiKey, everything.key_id).revoked_at is not None  # type: ignore[union-attr]
+
+
+def test_the_form_posts_without_the_csrf_check_are_exactly_those_a_signature_guards(
+    app_client: TestClient,
+    db: Database,
+    everything: Alpha,
+) -> None:
+    """The exemption list is no escape hatch: it names exactly the form routes without `verify_csrf`, and
+    each, posted by a logged-in user with its form but a forged signature, is refused and changes nothing."""
+    unprotected = {route.path for route, _ in all_form_posts(app_client) if not route.csrf_protected}
+    assert unprotected == set(CSRF_EXEMPT)
+    pair = logged_in_pair(app_client)
+    before = snapshot(db)
+
+    statuses = {
+        f"{method} {route.path}": post_form(
+            client_for(route, pair), method, route, everything, razorpay_signature="0" * 64
+        ).status_code
+        for route, method in all_form_posts(app_client)
+        if route.path in CSRF_EXEMPT
+    }
+
+    assert set(statuses.values()) == {400}, statuses
+    assert differences(before, snapshot(db)) == {}

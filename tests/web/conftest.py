@@ -25,13 +25,27 @@ from citygas.meters.service import (
     do_register_meter,
     do_store_vending_key,
 )
+from citygas.payments.bbps.rules import PaymentChannel, PaymentMode
+from citygas.payments.bbps.service import PaymentNotice, do_accept_payment, do_fetch_bill
+from citygas.payments.csc.models import CscAgent
+from citygas.payments.csc.service import (
+    do_approve_float_topup,
+    do_create_agent,
+    do_csc_vend,
+    do_request_float_topup,
+)
+from citygas.payments.gateway.service import do_confirm_checkout, do_create_order
+from citygas.payments.gateway.simulator import GatewaySimulator
+from citygas.payments.settlement.rules import SettlementSource
+from citygas.payments.settlement.service import do_import_settlement_report
 from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
 from citygas.platform.time import utcnow
 from citygas.platform.uow import Database
 from citygas.platform.workflow import WorkItem
-from citygas.tariffs.rules import TaxKind
+from citygas.tariffs.rules import TaxKind, percent_commission
 from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
+from citygas.vending.models import Vend
 from citygas.vending.rules import Channel, VendRequest
 from citygas.vending.service import do_vend
 from tests.conftest import TEST_ACTOR, World, make_tenant, make_user
@@ -71,6 +85,18 @@ class TenantData:
     vend_ids: list[uuid.UUID] = field(default_factory=list)
     receipt_numbers: list[str] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+    agent_ids: list[uuid.UUID] = field(default_factory=list)
+    agent_csc_ids: list[str] = field(default_factory=list)
+    agent_names: list[str] = field(default_factory=list)  # with the kiosk's village
+    topup_ids: list[uuid.UUID] = field(default_factory=list)  # approved first, then pending
+    topup_references: list[str] = field(default_factory=list)
+    bbps_txn_refs: list[str] = field(default_factory=list)
+    bbps_fetch_references: list[str] = field(default_factory=list)
+    gateway_order_ids: list[str] = field(default_factory=list)
+    gateway_payment_ids: list[str] = field(default_factory=list)
+    settlement_pks: list[uuid.UUID] = field(default_factory=list)
+    settlement_ids: list[str] = field(default_factory=list)  # the gateway's settlement id
+    settlement_report: str = ""  # the report the settlement was imported from, as the gateway sent it
 
     def identifying_strings(self) -> list[str]:
         return [
@@ -94,6 +120,17 @@ class TenantData:
             *map(str, self.vend_ids),
             *self.receipt_numbers,
             *self.tokens,
+            *map(str, self.agent_ids),
+            *self.agent_csc_ids,
+            *self.agent_names,
+            *map(str, self.topup_ids),
+            *self.topup_references,
+            *self.bbps_txn_refs,
+            *self.bbps_fetch_references,
+            *self.gateway_order_ids,
+            *self.gateway_payment_ids,
+            *map(str, self.settlement_pks),
+            *self.settlement_ids,
         ]
 
 
@@ -105,6 +142,7 @@ def populate(
     key_scopes: list[str],
     label: str,
     meter_drn: int,
+    agent_usernames: list[str],
 ) -> TenantData:
     data = TenantData(tenant)
     with db.unit_of_work(tenant=tenant.id, actor=TEST_ACTOR) as uow:
@@ -140,6 +178,7 @@ def populate(
         add_meter(uow.session, data, drn=meter_drn)
         add_vend(uow.session, data, drn=meter_drn + 1)
         uow.commit()
+    add_payments(db, data, agent_usernames=agent_usernames, label=label)
     # Filtered by hand: the fixture must not lean on the tenant wall the walk is there to test.
     with db.unit_of_work(tenant=tenant.id, actor=TEST_ACTOR, read_only=True) as uow:
         for user in uow.session.execute(
@@ -247,6 +286,130 @@ def add_vend(session: Session, data: TenantData, *, drn: int) -> None:
     data.meter_numbers.append(meter.sts_meter_number)
 
 
+FLOAT_APPROVER = frozenset({Permission.FLOAT_APPROVE.value})
+SETTLEMENT_HEADER = "payment_id,amount,fee,tax,settlement_id,settled_at\n"
+
+
+def add_payments(db: Database, data: TenantData, *, agent_usernames: list[str], label: str) -> None:
+    """The payment channels' rows, each made through its service as the channel makes it: a CSC agent per
+    username with a float top-up approved and one pending, and a vend from the float; a BBPS bill fetch
+    and payment; a gateway order paid by UPI in the simulator and confirmed by its signed callback; and
+    the gateway's settlement of that payment. All for the tenant's first customer (whose meter is active),
+    every code carrying the tenant's code so that B's setup never meets A's rows."""
+    code, tenant_id = data.tenant.code, data.tenant.id
+    master_key = get_settings().master_key_bytes
+    consumer = data.consumer_numbers[0]
+    for n, username in enumerate(agent_usernames, start=1):
+        with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+            agent = do_create_agent(
+                uow.session,
+                username=username,
+                csc_id=f"{code}-CSC-{n:04d}",
+                village=f"{label} Khurd {n}",
+                rule=percent_commission(Decimal("1.5"), cap_paise=2_000),
+            )
+            approved = do_request_float_topup(
+                uow.session,
+                agent,
+                amount_paise=200_000,
+                reference=f"{code}UTR{n}A",
+                requested_by="test setup",
+            )
+            do_approve_float_topup(uow.session, approved, permissions=FLOAT_APPROVER)
+            pending = do_request_float_topup(
+                uow.session,
+                agent,
+                amount_paise=100_000,
+                reference=f"{code}UTR{n}P",
+                requested_by="test setup",
+            )
+            uow.commit()
+            data.agent_ids.append(agent.id)
+            data.agent_csc_ids.append(agent.csc_id)
+            data.agent_names.extend([agent.name, agent.village])
+            data.topup_ids.extend([approved.id, pending.id])
+            data.topup_references.extend([approved.reference, pending.reference])
+    with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+        first_agent = uow.session.get(CscAgent, data.agent_ids[0])
+        assert first_agent is not None
+        csc = do_csc_vend(
+            uow.session, first_agent, consumer, 20_000, f"{code}-form-0001", master_key=master_key
+        )
+        uow.commit()
+        note_vend(data, csc.vend)
+    with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+        fetch, _ = do_fetch_bill(
+            uow.session,
+            consumer_number=consumer,
+            agent_id=f"{code}AGT0001",
+            payment_channel=PaymentChannel.AGENT,
+        )
+        bbps = do_accept_payment(
+            uow.session,
+            PaymentNotice(
+                bbps_txn_ref=f"{code}BBPS000001",
+                consumer_number=consumer,
+                amount_paise=30_000,
+                paid_at=utcnow() - timedelta(minutes=1),
+                payment_mode=PaymentMode.CASH,
+                payment_channel=PaymentChannel.AGENT,
+                agent_id=f"{code}AGT0001",
+                fetch_reference=fetch.fetch_reference,
+                customer_mobile=data.phones[0],
+            ),
+            master_key=master_key,
+        )
+        uow.commit()
+        data.bbps_fetch_references.append(fetch.fetch_reference)
+        data.bbps_txn_refs.append(bbps.payment.bbps_txn_ref)
+        note_vend(data, bbps.vend)
+    with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+        gateway = GatewaySimulator.for_tenant(uow.session, master_key=master_key)
+        order = do_create_order(uow.session, gateway, consumer_number=consumer, amount_paise=40_000)
+        uow.commit()
+        order_id = order.gateway_order_id
+    with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+        paid = GatewaySimulator.for_tenant(uow.session, master_key=master_key).pay(
+            order_id, method="upi", vpa=f"{data.tenant.slug}@upi"
+        )
+        uow.commit()
+    with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+        settled = do_confirm_checkout(
+            uow.session,
+            GatewaySimulator.for_tenant(uow.session, master_key=master_key),
+            order_id=paid.order_id,
+            payment_id=paid.payment_id,
+            signature=paid.signature,
+            master_key=master_key,
+        )
+        uow.commit()
+        assert settled.vend is not None, settled.payment.vend_error
+        data.gateway_order_ids.append(order_id)
+        data.gateway_payment_ids.append(paid.payment_id)
+        note_vend(data, settled.vend)
+    with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+        report = SETTLEMENT_HEADER + f"{paid.payment_id},40000,472,72,{code}setl0001,{utcnow().isoformat()}\n"
+        imported = do_import_settlement_report(
+            uow.session,
+            text=report,
+            source=SettlementSource.GATEWAY,
+            file_name=f"{code}-settlement.csv",
+            imported_by="test setup",
+        )
+        uow.commit()
+        (one,) = imported.settlements
+        assert one.settlement.matched_count == 1
+        data.settlement_pks.append(one.settlement.id)
+        data.settlement_ids.append(one.settlement.settlement_id)
+        data.settlement_report = report
+
+
+def note_vend(data: TenantData, vend: Vend) -> None:
+    data.vend_ids.append(vend.id)
+    data.receipt_numbers.append(vend.receipt_number)
+    data.tokens.extend(t["token"] for t in vend.tokens)
+
+
 @dataclass
 class Populated:
     world: World
@@ -268,6 +431,7 @@ def populated(db: Database, world: World) -> Populated:
         key_scopes=["customers:read"],
         label="Alphaville",
         meter_drn=1001,
+        agent_usernames=[world.username(world.a, Role.CSC_AGENT)],
     )
     b = populate(
         db,
@@ -276,5 +440,7 @@ def populated(db: Database, world: World) -> Populated:
         key_scopes=sorted(API_KEY_SCOPES),
         label="Bravopur",
         meter_drn=2002,
+        # B's user with every role is an agent too, so that the walk vends from a float of B's.
+        agent_usernames=[world.username(world.b, Role.CSC_AGENT), "bravo.everything"],
     )
     return Populated(world, a, b, operator, "bravo.everything")

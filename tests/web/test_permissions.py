@@ -29,8 +29,16 @@ PUBLIC_ROUTES = {
     "/healthz": "load balancer",
     "/readyz": "load balancer",
     "/metrics": "Prometheus",
+    "/fonts/noto-sans-devanagari.ttf": "a font file from the OS package, for Hindi pages before login; "
+    "nobody's data",
     "/account": "any logged-in staff member's own account (checked by `_any_staff`)",
     "/account/totp": "any logged-in staff member turns on TOTP (checked by `_any_staff`)",
+    "/api/v1/payments/gateway/{tenant_slug}/webhook": "the payment gateway calls it; the HMAC signature "
+    "of the raw body under the slug's tenant's webhook secret is the authentication",
+    "/pay/{tenant_slug}/return": "the payer's browser returns from the gateway, maybe without its cookie "
+    "(a cross-site POST); the gateway's signature of order and payment authorises showing that receipt",
+    "/r/{receipt_number}": "the QR code on a printed receipt: anyone holding it checks it is genuine; "
+    "nothing is shown unless the receipt's check (an HMAC under its CGD's key) matches",
 }
 PUBLIC_PLAIN_ROUTES = {"/api/v1/openapi.json", "/api/v1/docs", "/docs/oauth2-redirect"}
 PUBLIC_MOUNTS = {"/static"}
@@ -45,6 +53,14 @@ def fill_path(route: RouteInfo, a: TenantData) -> str:
         "action": "unlock",
         "serial": a.meter_serials[0],
         "vend_id": str(a.vend_ids[0]),
+        "agent_id": str(a.agent_ids[0]),
+        "topup_id": str(a.topup_ids[-1]),  # the pending one, which may still be approved or rejected
+        "bbps_txn_ref": a.bbps_txn_refs[0],
+        "settlement_pk": str(a.settlement_pks[0]),
+        "order_id": a.gateway_order_ids[0],
+        "payment_id": a.gateway_payment_ids[0],
+        "receipt_number": a.receipt_numbers[0],
+        "tenant_slug": a.tenant.slug,
     }
     path = route.path
     for name in route.path_params:

@@ -21,8 +21,8 @@ from citygas.meters.service import (
     do_register_meter,
     do_store_vending_key,
 )
-from citygas.platform.context import Actor
 from citygas.payments.csc.service import do_approve_float_topup, do_create_agent, do_request_float_topup
+from citygas.platform.context import Actor
 from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
 from citygas.platform.time import utcnow
@@ -337,10 +337,20 @@ def _agent(db: Database, tenant: Tenant, cgd: DemoCgd) -> None:
     ₹10,000 paid to the CGD's bank and approved by the back office — so the agent portal can vend at once."""
     with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR) as uow:
         s = uow.session
-        agent = do_create_agent(s, username=f"{cgd.code.lower()}.csc_agent", csc_id=f"CSC-{cgd.code}-0001",
-                                village="Wagholi" if cgd.code == "DGN" else "Hindalga",
-                                rule=percent_commission(Decimal("1"), cap_paise=2_000))
-        topup = do_request_float_topup(s, agent, amount_paise=1_000_000, reference=f"UTR{cgd.code}0000001",
-                                       requested_by="demo seed", note="opening float")
+        agent = do_create_agent(
+            s,
+            username=f"{cgd.code.lower()}.csc_agent",
+            csc_id=f"CSC-{cgd.code}-0001",
+            village="Wagholi" if cgd.code == "DGN" else "Hindalga",
+            rule=percent_commission(Decimal("1"), cap_paise=2_000),
+        )
+        topup = do_request_float_topup(
+            s,
+            agent,
+            amount_paise=1_000_000,
+            reference=f"UTR{cgd.code}0000001",
+            requested_by="demo seed",
+            note="opening float",
+        )
         do_approve_float_topup(s, topup, permissions=ALL_PERMISSIONS, reason="matched on the bank statement")
         uow.because("demo seed").commit()
