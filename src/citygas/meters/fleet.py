@@ -30,6 +30,7 @@ from typing import Final
 
 from citygas import sts
 from citygas.meters.model import SimulatedMeter
+from citygas.meters.rules import sts_meter_number
 from citygas.meters.types import EventCode, MeterIdentity, MeterMode, MeterParameters, ValveState
 
 __all__ = [
@@ -115,16 +116,7 @@ class FleetResult:
 
 def fleet_meter_pan(index: int) -> str:
     """The 18-digit STS meter number of fleet meter ``index``: the test IIN 600727, 11 digits, Luhn."""
-    body = f"600727{index:011d}"
-    total = 0
-    for position, char in enumerate(reversed(body)):
-        digit = int(char)
-        if position % 2 == 0:  # these digits are doubled once the check digit is appended
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return body + str(-total % 10)
+    return sts_meter_number(index)
 
 
 def make_household(rng: random.Random) -> Household:
