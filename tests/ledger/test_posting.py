@@ -376,3 +376,19 @@ def test_each_entry_is_audited_once(db: Database, books: Books) -> None:
             select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "ledger_entry.create")
         ).scalar_one()
     assert actions == 1
+
+
+def test_an_account_created_in_a_rolled_back_transaction_is_not_remembered(db: Database) -> None:
+    from citygas.ledger.service import _account_ids, account_id_for  # the cache under test
+    from tests.conftest import make_tenant
+
+    tenant = make_tenant(db, "cachet", "CCH")
+    with db.unit_of_work(tenant=tenant.id) as uow:
+        rolled_back = account_id_for(uow.session, AccountCode.SUSPENSE)
+        uow.rollback()
+    assert (tenant.id, "suspense", "") not in _account_ids
+    with db.unit_of_work(tenant=tenant.id) as uow:
+        kept = account_id_for(uow.session, AccountCode.SUSPENSE)
+        uow.commit()
+    assert kept != rolled_back
+    assert _account_ids[(tenant.id, "suspense", "")] == kept

@@ -14,7 +14,7 @@ from datetime import date
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -65,6 +65,36 @@ def india_today() -> date:
 
 
 # --- the chart ---------------------------------------------------------------------------------------
+
+
+# Account ids never change once an account exists, so the vend path looks them up once per process.
+# Ids seen in a transaction are remembered only when it commits: a rolled-back account must not linger.
+_account_ids: dict[tuple[uuid.UUID, str, str], uuid.UUID] = {}
+_SEEN_KEY = "citygas_ledger_accounts_seen"
+
+
+@event.listens_for(Session, "after_commit")
+def _remember_accounts(session: Session) -> None:
+    seen = session.info.pop(_SEEN_KEY, None)
+    if seen:
+        _account_ids.update(seen)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_accounts(session: Session, _previous_transaction: Any) -> None:
+    # Any rollback, a savepoint's too: forgetting costs one query later; remembering wrongly costs a vend.
+    session.info.pop(_SEEN_KEY, None)
+
+
+def account_id_for(session: Session, code: AccountCode, party: str | uuid.UUID | None = None) -> uuid.UUID:
+    """The id of `account_for`'s account, without a query once this process has seen it committed."""
+    key = (current_tenant(session), code.value, _party_key(CHART[code].party, party))
+    known = _account_ids.get(key)
+    if known is not None:
+        return known
+    account_id = account_for(session, code, party).id
+    session.info.setdefault(_SEEN_KEY, {})[key] = account_id
+    return account_id
 
 
 def ensure_chart(session: Session) -> dict[AccountCode, LedgerAccount]:
@@ -533,21 +563,21 @@ def post_topup(
         raise ValidationFailed("the gas split must be of the allocation's gas credit")
     if rounding_paise < 0:
         raise ValidationFailed("token rounding is never negative: a token carries at least what was paid")
-    account = partial(account_for, session)
+    account = partial(account_id_for, session)
     lines = nonzero_lines(
-        (Side.DEBIT, account(source, source_party).id, allocation.amount_paise),
-        (Side.DEBIT, account(AccountCode.TOKEN_ROUNDING).id, rounding_paise),
-        (Side.CREDIT, account(AccountCode.DEBT_RECEIVABLE, customer_id).id, allocation.debt_paise),
+        (Side.DEBIT, account(source, source_party), allocation.amount_paise),
+        (Side.DEBIT, account(AccountCode.TOKEN_ROUNDING), rounding_paise),
+        (Side.CREDIT, account(AccountCode.DEBT_RECEIVABLE, customer_id), allocation.debt_paise),
         (
             Side.CREDIT,
-            account(AccountCode.INSTALMENT_RECEIVABLE, customer_id).id,
+            account(AccountCode.INSTALMENT_RECEIVABLE, customer_id),
             allocation.instalment_paise,
         ),
-        (Side.CREDIT, account(AccountCode.CHARGES_RECEIVABLE, customer_id).id, allocation.fixed_charge_paise),
-        (Side.CREDIT, account(AccountCode.VAT_PAYABLE, state).id, split.vat_paise),
+        (Side.CREDIT, account(AccountCode.CHARGES_RECEIVABLE, customer_id), allocation.fixed_charge_paise),
+        (Side.CREDIT, account(AccountCode.VAT_PAYABLE, state), split.vat_paise),
         (
             Side.CREDIT,
-            account(AccountCode.CUSTOMER_CREDIT, customer_id).id,
+            account(AccountCode.CUSTOMER_CREDIT, customer_id),
             split.gas_value_paise + rounding_paise,
         ),
     )
