@@ -27,7 +27,7 @@ run: install
 	$(BIN)/citygas migrate
 	$(BIN)/citygas demo seed --if-empty
 	$(BIN)/citygas demo logins
-	@echo "B2B API key for the demo CGD (vend and look-up scopes): $$($(BIN)/citygas demo api-key)"
+	@echo "B2B API key for the demo CGD (vend and look-up scopes): $$($(BIN)/citygas demo api-key --scope vend --scope customers:read --scope meters:read)"
 	$(BIN)/citygas serve
 
 ## make test: the whole suite on SQLite and on PostgreSQL, then the browser tests in headless Chromium
