@@ -88,9 +88,6 @@ class Settings(BaseSettings):
             raise InsecureSettingsError("CITYGAS_MASTER_KEY is not valid base64.") from exc
         if len(raw) != 32:
             raise InsecureSettingsError(f"CITYGAS_MASTER_KEY must decode to 32 bytes, not {len(raw)}.")
-        if self.database_url.startswith("sqlite"):
-            # Allowed, but only deliberately: a single-file database is not a production store.
-            pass
         return self
 
     @property

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from datetime import timedelta
 from types import FrameType
 
@@ -60,9 +59,3 @@ class Worker:
         thread = threading.Thread(target=self.run_forever, name="citygas-worker", daemon=True)
         thread.start()
         return thread
-
-
-def wait_until_idle(worker: Worker, *, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and worker.relay.relay_once(worker.batch_size):
-        pass
