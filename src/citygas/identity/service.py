@@ -14,7 +14,6 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
@@ -31,6 +30,7 @@ from citygas.identity.rules import (
 )
 from citygas.notifications import ports as notifications
 from citygas.platform import audit
+from citygas.platform.db import flush_unique
 from citygas.platform.errors import NotFound, TooManyRequests, ValidationFailed
 from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import Tenant, current_tenant, is_system
@@ -387,14 +387,10 @@ def do_create_staff_user(
         created_at=utcnow(),
     )
     user.roles = [StaffRole(role=r) for r in sorted(set(roles))]
-    try:
-        # Usernames are unique across tenants (one login page), so the database decides, not a
-        # tenant-scoped look-up that cannot see the other tenants' users.
-        with session.begin_nested():
-            session.add(user)
-            session.flush()
-    except IntegrityError as exc:
-        raise ValidationFailed(f"The username {username} is taken") from exc
+    # Usernames are unique across tenants (one login page), so the database decides, not a tenant-scoped
+    # look-up that cannot see the other tenants' users.
+    session.add(user)
+    flush_unique(session, ValidationFailed(f"The username {username} is taken"))
     return user
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import case, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
 from citygas.meters.lifecycle import METER_LIFECYCLE
 from citygas.meters.models import Meter, MeterModel, VendingKey
 from citygas.platform import workflow
+from citygas.platform.db import flush_unique
 from citygas.platform.errors import Conflict, NotFound, ValidationFailed
 from citygas.platform.ids import uuid7
 from citygas.platform.time import utcnow
@@ -59,11 +59,7 @@ def do_store_vending_key(
         created_at=utcnow(),
     )
     session.add(row)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise ValidationFailed(f"a vending key {key_id} exists already") from exc
+    flush_unique(session, ValidationFailed(f"a vending key {key_id} exists already"))
     return row
 
 
@@ -142,13 +138,9 @@ def do_register_meter(
         raise ValidationFailed(str(exc)) from exc
     session.add(meter)
     workflow.start(session, METER_LIFECYCLE, meter, title=f"Meter {serial}", link=f"/ops/meters/{serial}")
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise ValidationFailed(
-            f"a meter with serial {serial} or number {sts_meter_number} exists already"
-        ) from exc
+    flush_unique(
+        session, ValidationFailed(f"a meter with serial {serial} or number {sts_meter_number} exists already")
+    )
     return meter
 
 

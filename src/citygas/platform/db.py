@@ -21,7 +21,8 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from citygas.platform.ids import uuid7
 
@@ -106,3 +107,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def flush_unique(session: Session, refusal: Exception) -> None:
+    """Flush inside a savepoint and raise `refusal` if a unique key clashes. The database decides
+    uniqueness (a look-up first would race), and the savepoint keeps the rest of the transaction usable."""
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise refusal from exc

@@ -13,9 +13,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from citygas.platform.db import flush_unique
 from citygas.platform.errors import Conflict, NotFound, ValidationFailed
 from citygas.platform.ids import uuid7
 from citygas.platform.outbox import emit
@@ -56,14 +56,10 @@ def _check_from(effective_from: datetime, now: datetime | None) -> datetime:
 
 
 def _insert_version(session: Session, row: object, what: str) -> None:
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"{what} already has a version starting at that moment; choose another moment"
-        ) from exc
+    session.add(row)
+    flush_unique(
+        session, Conflict(f"{what} already has a version starting at that moment; choose another moment")
+    )
 
 
 def get_charge_area(session: Session, code: str) -> ChargeArea:

@@ -14,12 +14,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from citygas.identity import service as identity
 from citygas.identity.models import StaffUser
 from citygas.identity.principal import Principal
 from citygas.identity.rules import ROLE_LABELS, Permission, Role
+from citygas.platform.db import flush_unique
 from citygas.platform.errors import DomainError, NotFound, ValidationFailed
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
 from citygas.platform.time import utcnow
@@ -54,10 +54,7 @@ def do_create_tenant(
             helpline=helpline.strip(),
         )
         uow.session.add(tenant)
-        try:
-            uow.session.flush()
-        except IntegrityError as exc:
-            raise ValidationFailed("Another tenant already uses that short name or prefix") from exc
+        flush_unique(uow.session, ValidationFailed("Another tenant already uses that short name or prefix"))
         uow.because("tenant created by the operator").commit()
         return tenant
 
@@ -152,7 +149,7 @@ def add_ga(
             uow.session.add(
                 GeographicalArea(code=code.strip().upper(), name=name.strip(), state=state.strip())
             )
-            _flush_unique(uow.session, f"GA {code.strip().upper()} exists already")
+            flush_unique(uow.session, ValidationFailed(f"GA {code.strip().upper()} exists already"))
             uow.because("GA added by the operator").commit()
     except DomainError as exc:
         return _tenant_page(request, db, tenant_id, status_code=exc.status, error=exc.detail)
@@ -185,7 +182,7 @@ def add_charge_area(
             uow.session.add(
                 ChargeArea(ga_id=ga.id, code=code.strip().upper(), name=name.strip(), pincode=pincode)
             )
-            _flush_unique(uow.session, f"Charge area {code.strip().upper()} exists already")
+            flush_unique(uow.session, ValidationFailed(f"Charge area {code.strip().upper()} exists already"))
             uow.because("charge area added by the operator").commit()
     except DomainError as exc:
         return _tenant_page(request, db, tenant_id, status_code=exc.status, error=exc.detail)
@@ -239,14 +236,3 @@ def change_user(
             user.locked_until = None
         uow.because(f"user {action}d by the operator").commit()
     return RedirectResponse(f"/ops/admin/tenants/{tenant_id}", status_code=303)
-
-
-def _flush_unique(session: object, message: str) -> None:
-    from sqlalchemy.orm import Session  # noqa: PLC0415
-
-    assert isinstance(session, Session)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise ValidationFailed(message) from exc
