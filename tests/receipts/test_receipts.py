@@ -21,8 +21,8 @@ from citygas.receipts.rules import (
     thermal_lines,
 )
 from citygas.receipts.service import build_receipt
+from citygas.sts import group_token
 from citygas.vending.models import Vend
-from citygas.vending.rules import group_token
 from tests.conftest import make_user
 from tests.meters.test_registry import MASTER
 from tests.receipts.csc_world import PASSWORD, Csc, csc, csc_client, fund

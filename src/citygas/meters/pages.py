@@ -22,6 +22,7 @@ from citygas.platform.errors import DomainError, ValidationFailed
 from citygas.platform.money import AmountError, parse_rupees
 from citygas.platform.uow import UnitOfWork
 from citygas.platform.workflow import history
+from citygas.sts import group_token
 from citygas.web.deps import Requires, current_principal, uow_with, verify_csrf
 from citygas.web.render import render
 
@@ -145,7 +146,7 @@ def replace_meter(
         request,
         "meters/replaced.html",
         done=done,
-        grouped=" ".join(done.token[i : i + 4] for i in range(0, 20, 4)) if done.token else None,
+        grouped=group_token(done.token) if done.token else None,
     )
 
 

@@ -21,7 +21,7 @@ from citygas.platform.money import format_inr, format_scm, parse_rupees
 from citygas.platform.settings import get_settings
 from citygas.platform.time import utcnow
 from citygas.platform.uow import Database
-from citygas.sts import AmountConvention, issue_metered_credit
+from citygas.sts import AmountConvention, group_token, issue_metered_credit
 
 CLI_ACTOR = Actor(kind="system", id=None, label="citygas meter test-token")
 
@@ -35,7 +35,7 @@ class DemoCredit:
 
     @property
     def grouped(self) -> str:
-        return " ".join(self.token[i : i + 4] for i in range(0, 20, 4))
+        return group_token(self.token)
 
 
 def issue_demo_credit(db: Database, *, serial: str, amount_text: str, actor: Actor = CLI_ACTOR) -> DemoCredit:

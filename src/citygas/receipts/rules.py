@@ -19,6 +19,7 @@ from typing import Final
 
 from citygas.platform.money import format_inr, format_scm
 from citygas.platform.time import to_india
+from citygas.sts import group_token
 
 THERMAL_WIDTH: Final = 32  # characters a line on a 58 mm printer with the standard 12×24 font
 CHECK_BYTES: Final = 10  # 80 bits: 16 base32 characters in the QR's URL
@@ -57,7 +58,7 @@ class ReceiptToken:
 
     @property
     def grouped(self) -> str:
-        return " ".join(self.token[i : i + 4] for i in range(0, len(self.token), 4))
+        return group_token(self.token)
 
 
 @dataclass(frozen=True, slots=True)

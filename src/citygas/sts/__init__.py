@@ -83,6 +83,7 @@ from citygas.sts.tokens import (
     TokenClass,
     decode_token,
     encode_token,
+    group_token,
 )
 from citygas.sts.vault import KeyVault, SoftwareKeyVault
 
@@ -145,6 +146,7 @@ __all__ = [
     "derive_decoder_key_dkga04",
     "encode_amount",
     "encode_token",
+    "group_token",
     "issue_clear_credit",
     "issue_clear_tamper_condition",
     "issue_credit_token",

@@ -346,3 +346,8 @@ def decode_token(token: str, decoder_key: DecoderKey | None) -> Token:
             "the token's CRC does not match: it is mistyped or meant for another meter or key"
         )
     return _parse_block(token_class, block)
+
+
+def group_token(token: str) -> str:
+    """20 digits as a keypad, a receipt and an SMS show them: 1234 5678 9012 3456 7890."""
+    return " ".join(token[i : i + 4] for i in range(0, len(token), 4))

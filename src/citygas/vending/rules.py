@@ -56,8 +56,3 @@ class VendRequest:
             "source_party": self.source_party,
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def group_token(token: str) -> str:
-    """20 digits as the keypad shows them: 1234 5678 9012 3456 7890."""
-    return " ".join(token[i : i + 4] for i in range(0, len(token), 4))

@@ -38,6 +38,7 @@ from citygas.sts import (
     DecoderKey,
     SoftwareKeyVault,
     build_key_change_set_from_vault,
+    group_token,
     issue_metered_credit,
     issue_set_tariff_rate,
     next_base_date,
@@ -45,7 +46,7 @@ from citygas.sts import (
 from citygas.tariffs.rules import AmountOutOfRange, allocate_topup, gas_value_for, instalment_due
 from citygas.tariffs.service import get_active_instalment_plan, get_gas_quote, terms_of
 from citygas.vending.models import Vend, VendClaim
-from citygas.vending.rules import DEFAULT_LIMITS, Channel, TokenKind, VendLimits, VendRequest, group_token
+from citygas.vending.rules import DEFAULT_LIMITS, Channel, TokenKind, VendLimits, VendRequest
 
 MAX_RATE_FIELD = 0xFFFF  # SetTariffRate carries the rate in paise per SCM in 16 bits (citygas convention)
 

@@ -23,8 +23,9 @@ from citygas.payments.bbps.rules import (
 from citygas.platform.errors import Conflict, DomainError, NotFound
 from citygas.platform.ids import uuid7
 from citygas.platform.time import utcnow
+from citygas.sts import group_token
 from citygas.vending.models import Vend
-from citygas.vending.rules import DEFAULT_LIMITS, Channel, VendLimits, VendRequest, group_token
+from citygas.vending.rules import DEFAULT_LIMITS, Channel, VendLimits, VendRequest
 from citygas.vending.service import do_vend
 
 # BBPS may stamp the payment a little ahead of our clock; beyond this it is a wrong clock or a forgery.

@@ -27,7 +27,7 @@ from citygas.platform.errors import DomainError, ValidationFailed
 from citygas.platform.ids import uuid7
 from citygas.platform.money import AmountError, parse_rupees
 from citygas.platform.uow import UnitOfWork
-from citygas.vending.rules import group_token
+from citygas.sts import group_token
 from citygas.web.deps import current_principal, uow_with, verify_csrf
 from citygas.web.render import render
 

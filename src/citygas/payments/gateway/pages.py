@@ -30,7 +30,7 @@ from citygas.platform.errors import DomainError, NotFound, ValidationFailed
 from citygas.platform.money import AmountError, parse_rupees
 from citygas.platform.tenancy import Tenant
 from citygas.platform.uow import UnitOfWork
-from citygas.vending.rules import group_token
+from citygas.sts import group_token
 from citygas.vending.service import vend_body
 from citygas.web.deps import get_db, uow_with, verify_csrf
 from citygas.web.render import render
