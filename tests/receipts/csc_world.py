@@ -13,14 +13,12 @@ from decimal import Decimal
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from citygas.identity import service as identity_service
 from citygas.ledger.rules import AccountCode
 from citygas.ledger.service import get_balance
 from citygas.meters.model import SimulatedMeter
-from citygas.meters.rules import sts_meter_number
-from citygas.meters.service import decoder_key_for, do_meter_transition, do_register_meter, get_meter
+from citygas.meters.service import decoder_key_for, get_meter
 from citygas.meters.types import MeterIdentity, MeterMode, MeterParameters
 from citygas.payments.csc import models as csc_models
 from citygas.payments.csc import pages as csc_pages
@@ -33,21 +31,19 @@ from citygas.payments.csc.service import (
 from citygas.platform import time as clock
 from citygas.platform.context import Actor
 from citygas.platform.settings import Settings
-from citygas.platform.tenancy import ChargeArea, Tenant
+from citygas.platform.tenancy import Tenant
 from citygas.platform.uow import Database
 from citygas.receipts import pages as receipt_pages
-from citygas.tariffs.rules import TaxKind, percent_commission
-from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
+from citygas.tariffs.rules import percent_commission
 from citygas.vending import models as vending_models
 from citygas.web.app import create_app
 from tests.conftest import make_user
-from tests.meters.test_registry import MASTER, _setup
+from tests.meters.test_registry import MASTER
+from tests.vending.conftest import ready_to_vend
 
 # The tables must be known before the session's engine creates them.
 MODELS = (csc_models, vending_models)
 
-RATE = 4_850  # paise per SCM before VAT
-VAT = Decimal("3")
 NOW = datetime(2026, 12, 4, 6, 30, tzinfo=UTC)  # 12:00 IST
 PASSWORD = "a-long-password-1"
 APPROVER = frozenset({"float.approve"})
@@ -74,29 +70,7 @@ def csc(db: Database, monkeypatch: pytest.MonkeyPatch) -> Csc:
         identity_service, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     )
     clock.freeze(NOW)
-    tenant = _setup(db)
-    earlier = NOW - timedelta(days=1)
-    with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
-        s = uow.session
-        do_set_tax_rate(
-            s, tax=TaxKind.VAT, region="Maharashtra", percent=VAT, effective_from=earlier, now=earlier
-        )
-        for area in s.execute(select(ChargeArea)).scalars():
-            do_set_gas_rate(
-                s, charge_area_id=area.id, rate_paise_per_scm=RATE, effective_from=earlier, now=earlier
-            )
-        meter = do_register_meter(
-            s, serial="SN0001", sts_meter_number=sts_meter_number(1), model_code="G1.6", vending_key_id="test"
-        )
-        for action in ("allocate", "install", "commission", "activate"):
-            do_meter_transition(
-                s,
-                meter,
-                action,
-                permissions=frozenset({"meter.manage", "meter.install"}),
-                customer_number="ALP-C-00000001" if action == "install" else None,
-            )
-        uow.commit()
+    tenant = ready_to_vend(db, rates_from=NOW - timedelta(days=1))
     agent_user = make_user(db, tenant, "alpha.vle", ["csc_agent"], PASSWORD)  # type: ignore[arg-type]
     make_user(db, tenant, "alpha.office", ["back_office"], PASSWORD)  # type: ignore[arg-type]
     with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]

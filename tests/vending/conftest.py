@@ -29,18 +29,18 @@ class Shop:
     serial: str = "SN0001"
 
 
-@pytest.fixture
-def shop(db: Database) -> Shop:
+def ready_to_vend(db: Database, *, rates_from: datetime) -> Tenant:
+    """A CGD whose first household (ALP-C-00000001) has an active currency-mode meter SN0001, with the gas
+    rate and VAT in force from `rates_from`."""
     tenant = _setup(db)
-    earlier = START - timedelta(days=1)
     with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
         s = uow.session
         do_set_tax_rate(
-            s, tax=TaxKind.VAT, region="Maharashtra", percent=VAT, effective_from=earlier, now=earlier
+            s, tax=TaxKind.VAT, region="Maharashtra", percent=VAT, effective_from=rates_from, now=rates_from
         )
         for area in s.execute(select(ChargeArea)).scalars():
             do_set_gas_rate(
-                s, charge_area_id=area.id, rate_paise_per_scm=RATE, effective_from=earlier, now=earlier
+                s, charge_area_id=area.id, rate_paise_per_scm=RATE, effective_from=rates_from, now=rates_from
             )
         meter = do_register_meter(
             s, serial="SN0001", sts_meter_number=sts_meter_number(1), model_code="G1.6", vending_key_id="test"
@@ -54,7 +54,12 @@ def shop(db: Database) -> Shop:
                 customer_number="ALP-C-00000001" if action == "install" else None,
             )
         uow.commit()
-    return Shop(tenant)  # type: ignore[arg-type]
+    return tenant  # type: ignore[return-value]
+
+
+@pytest.fixture
+def shop(db: Database) -> Shop:
+    return Shop(ready_to_vend(db, rates_from=START - timedelta(days=1)))
 
 
 def simulated_meter(db: Database, shop: Shop) -> SimulatedMeter:
