@@ -132,7 +132,7 @@ def demo_logins() -> None:
     for name, phone in customer_logins():
         click.echo(
             f"Customer of {name}: phone {phone} at {base}/app/login "
-            "(the code is shown on the page in development)"
+            "(two connections; the code is shown on the page in development)"
         )
     click.echo("")
 

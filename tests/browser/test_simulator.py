@@ -33,13 +33,14 @@ def test_a_token_typed_on_the_simulated_meter_credits_it_and_the_button_opens_th
 ) -> None:
     staff_login(page, demo_server.by_home("/ops/"))
     page.get_by_role("link", name="Meters").click()
-    page.get_by_role("link", name="DGN01000003").click()
+    # DGN01000021 is installed but not yet activated: no credit, valve closed, nobody cooking on it.
+    page.get_by_role("link", name="DGN01000021").click()
     page.get_by_role("link", name="Open the simulated meter").click()
     lcd = page.get_by_test_id("lcd")
     expect(lcd).to_contain_text("CREDIT ₹0.00")
     expect(page.get_by_test_id("valve")).to_have_text("closed")
 
-    token = _demo_token(demo_server, "DGN01000003", "300")
+    token = _demo_token(demo_server, "DGN01000021", "300")
     page.get_by_label("Keypad: type the 20-digit token").fill(token)
     page.get_by_role("button", name="Enter ↵").click()
     expect(lcd).to_contain_text("CREDIT ₹300.00")
@@ -60,7 +61,7 @@ def test_a_token_typed_on_the_simulated_meter_credits_it_and_the_button_opens_th
 def test_a_token_for_another_meter_is_rejected(page: Page, demo_server: DemoServer) -> None:
     staff_login(page, demo_server.by_home("/ops/"))
     token = _demo_token(demo_server, "DGN01000004", "100")
-    page.goto(f"{demo_server.base_url}/sim/meters/DGN01000005")
+    page.goto(f"{demo_server.base_url}/sim/meters/DGN01000022")  # installed, no credit
     page.get_by_label("Keypad: type the 20-digit token").fill(token)
     page.get_by_role("button", name="Enter ↵").click()
     expect(page.get_by_test_id("lcd")).to_contain_text("REJECTED")

@@ -3,6 +3,7 @@ cookie). The form routes are discovered from the app, so a new one is covered wi
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from httpx import Response
 
 from citygas.identity.models import ApiKey
 from citygas.identity.rules import Permission, Role
-from citygas.identity.service import do_create_api_key
+from citygas.identity.service import do_create_api_key, open_web_session
 from citygas.payments.gateway.service import do_create_order
 from citygas.payments.gateway.simulator import GatewaySimulator, SimulatedCheckout
 from citygas.platform.settings import get_settings
@@ -22,7 +23,7 @@ from citygas.platform.uow import Database
 from citygas.web.deps import SAFE_METHODS, SESSION_COOKIE
 from tests.conftest import TEST_ACTOR, csrf_from, login, make_tenant
 from tests.identity.conftest import PASSWORD, add_staff, register_customer
-from tests.web.conftest import TenantData, add_meter, add_payments, add_vend
+from tests.web.conftest import TenantData, add_household_rows, add_meter, add_payments, add_vend
 from tests.web.db_snapshot import differences, snapshot
 from tests.web.route_map import RouteInfo, api_routes
 
@@ -42,6 +43,10 @@ class Alpha:
     topup_id: uuid.UUID  # a float top-up waiting for approval
     order_id: str  # a gateway order not paid yet
     payment: SimulatedCheckout  # a payment the simulated gateway took, its browser return not yet seen
+    customer_id: uuid.UUID  # the household, logged in to the customer app for its own forms
+    active_serial: str  # the household's active meter
+    ticket_number: str  # the household's open complaint
+    mandate_id: uuid.UUID  # the household's active auto top-up
 
 
 @pytest.fixture
@@ -54,13 +59,19 @@ def everything(db: Database, alpha: Tenant) -> Alpha:
     )
     add_staff(db, alpha, "alpha.vle", [Role.CSC_AGENT.value])  # a CSC agent user with no profile yet
     customer = register_customer(db, alpha, name="Sunita Kulkarni", phone="9876501234")
-    meter = TenantData(alpha, consumer_numbers=[customer.consumer_number], phones=[customer.phone])
+    meter = TenantData(
+        alpha,
+        consumer_numbers=[customer.consumer_number],
+        phones=[customer.phone],
+        customer_ids=[customer.id],
+    )
     with db.unit_of_work(tenant=alpha.id, actor=TEST_ACTOR) as uow:
         key, _ = do_create_api_key(uow.session, name="SAP", scopes=["customers:read"], created_by="test")
         add_meter(uow.session, meter, drn=1001)
         add_vend(uow.session, meter, drn=1002)  # the customer's meter is active: the vend forms may vend
         uow.commit()
     add_payments(db, meter, agent_usernames=["alpha.everything"], label="Alphaville")
+    add_household_rows(db, meter)  # a complaint, a leak, a data export and an active auto top-up
     master_key = get_settings().master_key_bytes
     with db.unit_of_work(tenant=alpha.id, actor=TEST_ACTOR) as uow:
         gateway = GatewaySimulator.for_tenant(uow.session, master_key=master_key)
@@ -83,6 +94,10 @@ def everything(db: Database, alpha: Tenant) -> Alpha:
         topup_id=meter.topup_ids[-1],
         order_id=unpaid.gateway_order_id,
         payment=payment,
+        customer_id=customer.id,
+        active_serial=meter.meter_serials[1],
+        ticket_number=meter.ticket_numbers[0],
+        mandate_id=meter.mandate_ids[0],
     )
 
 
@@ -98,7 +113,11 @@ def path_for(route: RouteInfo, alpha: Alpha) -> str:
         "topup_id": str(alpha.topup_id),
         "order_id": alpha.order_id,
         "tenant_slug": alpha.tenant.slug,
+        "ticket_number": alpha.ticket_number,
+        "mandate_id": str(alpha.mandate_id),
     }
+    if route.path.startswith("/app/meter/"):
+        values["serial"] = alpha.active_serial  # the household's own meter
     path = route.path
     for name in route.path_params:
         if name not in values:
@@ -169,6 +188,43 @@ def valid_form(route: RouteInfo, alpha: Alpha) -> dict[str, str | list[str]]:
             "razorpay_payment_id": alpha.payment.payment_id,
             "razorpay_signature": alpha.payment.signature,
         },
+        # The customer app: the household's own connection, ticket and mandate.
+        "/app/language": {"lang": "hi", "next": "/app/"},
+        "/app/topup": {"consumer_number": alpha.consumer_number, "amount": "500", "method": "upi"},
+        "/app/meter/{serial}/readings": {},  # a JSON body, in JSON_BODIES
+        "/app/help/gas/report": {"consumer_number": alpha.consumer_number},
+        "/app/help/new": {
+            "consumer_number": alpha.consumer_number,
+            "category": "billing",
+            "description": "CSRF probe: billing question",
+        },
+        "/app/help/{ticket_number}/cancel": {"reason": "sorted itself out"},
+        "/app/help/{ticket_number}/reopen": {"reason": "still not sorted"},
+        "/app/help/{ticket_number}/rate": {"rating": "5", "comment": "quick"},
+        "/ops/tickets/{ticket_number}/transition": {"action": "acknowledge", "reason": ""},
+        "/ops/tickets/{ticket_number}/assign": {},
+        "/ops/tickets/{ticket_number}/messages": {"visibility": "public", "body": "We are on it"},
+        "/app/profile/preferences": {
+            "low_credit": ["sms"],
+            "tokens_payments": ["sms"],
+            "service_updates": [],
+            "outages_safety": ["sms"],
+        },
+        "/app/profile/consents": {"purpose": "offers", "decision": "give"},
+        "/app/profile/export": {},
+        "/app/autopay": {
+            "consumer_number": alpha.consumer_number,
+            "threshold": "200",
+            "amount": "500",
+            "max_amount": "2000",
+            "vpa": "sunita@upi",
+        },
+        "/app/autopay/{mandate_id}/pause": {},
+        "/app/autopay/{mandate_id}/resume": {},
+        "/app/autopay/{mandate_id}/cancel": {},
+        "/app/autopay/{mandate_id}/change": {"threshold": "200", "amount": "600", "max_amount": "2000"},
+        "/pay/mandate/{mandate_id}": {"decision": "approve", "vpa": "sunita@upi"},
+        "/pay/mandate/{mandate_id}/fail-next": {"reason": "Insufficient funds"},
     }
     if route.path not in forms:
         pytest.fail(f"{route.path} takes a form this test does not know; add a valid one in {__file__}")
@@ -185,6 +241,10 @@ REPORTS = {
         )
     }
 }
+# Posts whose body is JSON (the token rides in the X-CSRF-Token header, as the app's script sends it).
+JSON_BODIES: dict[str, dict[str, object]] = {
+    "/app/meter/{serial}/readings": {"frames": [base64.b64encode(b"csrf probe").decode()]},
+}
 # Form posts that cannot carry our token, and what guards them instead. Each is checked below: it is
 # exactly the unprotected form route, and without its guard it is refused and changes nothing.
 CSRF_EXEMPT = {
@@ -195,12 +255,19 @@ CSRF_EXEMPT = {
 
 
 def post_form(client: TestClient, method: str, route: RouteInfo, alpha: Alpha, **extra: str) -> Response:
+    form = {**valid_form(route, alpha), **extra}
+    if route.path in JSON_BODIES:
+        token = form.pop("csrf_token", None)
+        json_response: Response = client.request(
+            method,
+            path_for(route, alpha),
+            json=JSON_BODIES[route.path],
+            headers={"X-CSRF-Token": token} if token is not None else None,
+            follow_redirects=False,
+        )
+        return json_response
     response: Response = client.request(
-        method,
-        path_for(route, alpha),
-        data={**valid_form(route, alpha), **extra},
-        files=REPORTS.get(route.path),
-        follow_redirects=False,
+        method, path_for(route, alpha), data=form, files=REPORTS.get(route.path), follow_redirects=False
     )
     return response
 
@@ -220,16 +287,37 @@ def form_posts(client: TestClient) -> list[tuple[RouteInfo, str]]:
     return [(route, method) for route, method in all_form_posts(client) if route.path not in CSRF_EXEMPT]
 
 
-def logged_in_pair(app_client: TestClient) -> tuple[TestClient, TestClient]:
-    """(Alpha's user with every CGD role, the operator admin), each logged in."""
+Clients = tuple[TestClient, TestClient, TestClient]
+
+
+def logged_in_pair(app_client: TestClient, db: Database, alpha: Alpha) -> Clients:
+    """(Alpha's user with every CGD role, the operator admin, Alpha's household in the customer app),
+    each logged in."""
     operator = TestClient(app_client.app)
     login(app_client, "alpha.everything", PASSWORD)
     login(operator, "operator.admin", PASSWORD)
-    return app_client, operator
+    with db.system() as uow:
+        cookie = open_web_session(
+            uow.session, kind="customer", tenant_id=alpha.tenant.id, customer_id=alpha.customer_id
+        )
+        uow.commit()
+    household = TestClient(app_client.app, cookies={SESSION_COOKIE: cookie})
+    return app_client, operator, household
 
 
-def client_for(route: RouteInfo, pair: tuple[TestClient, TestClient]) -> TestClient:
-    return pair[1] if Permission.TENANT_MANAGE in route.needs() else pair[0]
+def for_households(route: RouteInfo) -> bool:
+    """Forms only a household may post (every requirement is customer.self), and the app's language
+    switch, which stores a household's choice."""
+    only_households = bool(route.permissions) and all(
+        alts == {Permission.CUSTOMER_SELF} for alts in route.permissions
+    )
+    return only_households or route.path == "/app/language"
+
+
+def client_for(route: RouteInfo, clients: Clients) -> TestClient:
+    if Permission.TENANT_MANAGE in route.needs():
+        return clients[1]
+    return clients[2] if for_households(route) else clients[0]
 
 
 def test_every_form_post_without_a_csrf_token_is_refused_and_changes_nothing(
@@ -237,7 +325,7 @@ def test_every_form_post_without_a_csrf_token_is_refused_and_changes_nothing(
     db: Database,
     everything: Alpha,
 ) -> None:
-    pair = logged_in_pair(app_client)
+    pair = logged_in_pair(app_client, db, everything)
     before = snapshot(db)
 
     refused: dict[str, int] = {}
@@ -248,7 +336,8 @@ def test_every_form_post_without_a_csrf_token_is_refused_and_changes_nothing(
 
     assert set(refused.values()) == {403}, refused
     assert differences(before, snapshot(db)) == {}
-    assert [c.get("/api/v1/me").status_code for c in pair] == [200, 200]  # the logout posts did not log out
+    # The logout posts did not log anybody out.
+    assert [c.get("/api/v1/me").status_code for c in pair] == [200, 200, 200]
 
 
 def test_every_form_post_with_another_sessions_token_is_refused_and_changes_nothing(
@@ -260,7 +349,7 @@ def test_every_form_post_with_another_sessions_token_is_refused_and_changes_noth
     other = TestClient(app_client.app)
     login(other, "alpha.other", PASSWORD)
     foreign_token = csrf_from(other.get("/account").text)
-    pair = logged_in_pair(app_client)
+    pair = logged_in_pair(app_client, db, everything)
     before = snapshot(db)
 
     statuses = {
@@ -319,7 +408,7 @@ def test_the_form_posts_without_the_csrf_check_are_exactly_those_a_signature_gua
     each, posted by a logged-in user with its form but a forged signature, is refused and changes nothing."""
     unprotected = {route.path for route, _ in all_form_posts(app_client) if not route.csrf_protected}
     assert unprotected == set(CSRF_EXEMPT)
-    pair = logged_in_pair(app_client)
+    pair = logged_in_pair(app_client, db, everything)
     before = snapshot(db)
 
     statuses = {

@@ -12,6 +12,9 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from citygas.care.service import do_raise_emergency, do_raise_ticket
+from citygas.customers.models import Customer
+from citygas.customers.profile_service import do_build_export, do_request_export
 from citygas.customers.service import do_register_customer
 from citygas.identity import service as identity_service
 from citygas.identity.models import StaffUser
@@ -25,6 +28,7 @@ from citygas.meters.service import (
     do_register_meter,
     do_store_vending_key,
 )
+from citygas.payments.autopay.service import do_confirm_mandate, do_start_mandate
 from citygas.payments.bbps.rules import PaymentChannel, PaymentMode
 from citygas.payments.bbps.service import PaymentNotice, do_accept_payment, do_fetch_bill
 from citygas.payments.csc.models import CscAgent
@@ -97,6 +101,9 @@ class TenantData:
     settlement_pks: list[uuid.UUID] = field(default_factory=list)
     settlement_ids: list[str] = field(default_factory=list)  # the gateway's settlement id
     settlement_report: str = ""  # the report the settlement was imported from, as the gateway sent it
+    ticket_numbers: list[str] = field(default_factory=list)  # a complaint, then a gas leak
+    export_ids: list[uuid.UUID] = field(default_factory=list)  # a household's data export, ready
+    mandate_ids: list[uuid.UUID] = field(default_factory=list)  # an active auto top-up mandate
 
     def identifying_strings(self) -> list[str]:
         return [
@@ -131,6 +138,9 @@ class TenantData:
             *self.gateway_payment_ids,
             *map(str, self.settlement_pks),
             *self.settlement_ids,
+            *self.ticket_numbers,
+            *map(str, self.export_ids),
+            *map(str, self.mandate_ids),
         ]
 
 
@@ -179,6 +189,7 @@ def populate(
         add_vend(uow.session, data, drn=meter_drn + 1)
         uow.commit()
     add_payments(db, data, agent_usernames=agent_usernames, label=label)
+    add_household_rows(db, data)
     # Filtered by hand: the fixture must not lean on the tenant wall the walk is there to test.
     with db.unit_of_work(tenant=tenant.id, actor=TEST_ACTOR, read_only=True) as uow:
         for user in uow.session.execute(
@@ -402,6 +413,60 @@ def add_payments(db: Database, data: TenantData, *, agent_usernames: list[str], 
         data.settlement_pks.append(one.settlement.id)
         data.settlement_ids.append(one.settlement.settlement_id)
         data.settlement_report = report
+
+
+def add_household_rows(db: Database, data: TenantData) -> None:
+    """What households make in the customer app, each through its service: a complaint raised by the
+    first customer and a gas leak reported by the last, a copy of the first household's data (built, so
+    it could be downloaded), and an auto top-up mandate of the first customer approved in the simulated
+    UPI app (as the demo seed does it)."""
+    tenant_id = data.tenant.id
+    with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+        first = uow.session.get(Customer, data.customer_ids[0])
+        last = uow.session.get(Customer, data.customer_ids[-1])
+        assert first is not None
+        assert last is not None
+        complaint = do_raise_ticket(
+            uow.session, customer=first, category_code="billing", description="The bill looks too high"
+        )
+        leak = do_raise_emergency(uow.session, customer=last)
+        export = do_request_export(uow.session, customer=first)
+        uow.commit()
+        data.ticket_numbers.extend([complaint.number, leak.ticket.number])
+        export_id = export.id
+    with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+        built = do_build_export(uow.session, export_id)
+        assert built is not None
+        assert built.status == "ready"
+        uow.commit()
+        data.export_ids.append(export_id)
+    with db.unit_of_work(tenant=tenant_id, actor=TEST_ACTOR) as uow:
+        gateway = GatewaySimulator.for_tenant(uow.session, master_key=get_settings().master_key_bytes)
+        first = uow.session.get(Customer, data.customer_ids[0])
+        assert first is not None
+        vpa = f"{data.tenant.slug}.household@upi"
+        mandate = do_start_mandate(
+            uow.session,
+            gateway,
+            customer=first,
+            threshold_paise=15_000,
+            amount_paise=50_000,
+            max_amount_paise=200_000,
+            vpa=vpa,
+        )
+        assert mandate.authorisation_order_id is not None
+        approved = gateway.approve_mandate(mandate.authorisation_order_id, vpa=vpa)
+        do_confirm_mandate(
+            uow.session,
+            gateway,
+            mandate=mandate,
+            order_id=approved.order_id,
+            payment_id=approved.payment_id,
+            signature=approved.signature,
+        )
+        assert mandate.state == "active", mandate.state
+        uow.commit()
+        data.mandate_ids.append(mandate.id)
 
 
 def note_vend(data: TenantData, vend: Vend) -> None:

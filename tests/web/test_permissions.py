@@ -39,6 +39,13 @@ PUBLIC_ROUTES = {
     "(a cross-site POST); the gateway's signature of order and payment authorises showing that receipt",
     "/r/{receipt_number}": "the QR code on a printed receipt: anyone holding it checks it is genuine; "
     "nothing is shown unless the receipt's check (an HMAC under its CGD's key) matches",
+    "/app/sw.js": "the customer app's service worker: a static script the browser fetches before any login",
+    "/app/manifest.webmanifest": "the customer app's install manifest (name, icons, colours): nobody's data",
+    "/app/offline": "the static screen the service worker shows when the phone is offline",
+    "/app/language": "switches the app's language cookie for anyone (the login page has the switch); a "
+    "logged-in household's choice is also stored on its own connections, and the post needs its CSRF token",
+    "/app/help/gas": "safety steps for someone smelling gas, before any login; a logged-in household also "
+    "gets its own connections' report buttons",
 }
 PUBLIC_PLAIN_ROUTES = {"/api/v1/openapi.json", "/api/v1/docs", "/docs/oauth2-redirect"}
 PUBLIC_MOUNTS = {"/static"}
@@ -61,6 +68,9 @@ def fill_path(route: RouteInfo, a: TenantData) -> str:
         "payment_id": a.gateway_payment_ids[0],
         "receipt_number": a.receipt_numbers[0],
         "tenant_slug": a.tenant.slug,
+        "ticket_number": a.ticket_numbers[0],
+        "export_id": str(a.export_ids[0]),
+        "mandate_id": str(a.mandate_ids[0]),
     }
     path = route.path
     for name in route.path_params:

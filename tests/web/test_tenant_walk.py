@@ -19,6 +19,7 @@ from httpx import Response
 from sqlalchemy import func, select
 
 from citygas.identity.rules import Permission, Role
+from citygas.identity.service import open_web_session
 from citygas.payments.gateway.ports import payment_signature
 from citygas.payments.gateway.simulator import WEBHOOK_TOPIC, GatewaySimulator, simulator_secrets
 from citygas.payments.settlement.models import Settlement
@@ -27,7 +28,7 @@ from citygas.platform.outbox import OutboxEvent
 from citygas.platform.time import to_india, utcnow
 from citygas.platform.uow import Database
 from citygas.receipts.rules import receipt_check, receipt_key
-from citygas.web.deps import SAFE_METHODS
+from citygas.web.deps import SAFE_METHODS, SESSION_COOKIE
 from tests.conftest import TEST_ACTOR, csrf_of, login, make_user
 from tests.web.conftest import Populated, TenantData
 from tests.web.db_snapshot import Rows, differences, snapshot
@@ -57,6 +58,9 @@ PATH_VALUES: dict[str, Values] = {
     # (walked here, with forged signatures); that a CGD of that name exists is no secret (its subdomain),
     # so the 404-like-a-ghost rule does not apply, and the signed paths have focused tests below.
     "tenant_slug": lambda a: [a.tenant.slug],
+    "ticket_number": lambda a: a.ticket_numbers,  # a complaint and a gas leak
+    "export_id": lambda a: [str(i) for i in a.export_ids],
+    "mandate_id": lambda a: [str(i) for i in a.mandate_ids],
 }
 # Path parameters that are not identifiers of A's rows.
 NOT_IDENTIFIERS = {"action", "tenant_slug"}
@@ -76,6 +80,9 @@ GHOST_VALUES: dict[str, Values] = {
     "order_id": lambda _a: ["order_" + "0" * 14],
     "payment_id": lambda _a: ["pay_" + "0" * 14],
     "receipt_number": lambda a: [f"{a.tenant.code}-R-99999999"],
+    "ticket_number": lambda a: [f"{a.tenant.code}-T-99999999"],
+    "export_id": lambda _a: [str(uuid.UUID(int=9))],
+    "mandate_id": lambda _a: [str(uuid.UUID(int=10))],
 }
 
 # Query parameters and form fields. A's identifiers where they select rows; otherwise values that cannot
@@ -101,6 +108,19 @@ QUERY_VALUES: dict[str, Values] = {
     "razorpay_payment_id": lambda a: [a.gateway_payment_ids[0]],
     "razorpay_signature": lambda _a: ["0" * 64],  # forged: B does not hold A's key secret
     "error_description": lambda _a: [""],  # none, so the return page goes on to check the signature
+    "method": lambda _a: ["upi"],
+    "view": lambda _a: ["monthly"],
+    "unit": lambda _a: ["scm"],
+    "done": lambda _a: ["active"],
+    "status": lambda _a: ["all"],  # the care queue: every ticket there is
+    "category": lambda _a: ["billing"],
+    "mine": lambda _a: ["1"],
+}
+# The customer app's screens take `?c=` to pick one of the household's connections: B sends A's.
+APP_CONNECTION_PICKERS = ("/app/", "/app/topup", "/app/history", "/app/meter", "/app/autopay")
+# A query parameter whose value depends on the route: (path, name) → values, before QUERY_VALUES.
+ROUTE_QUERY_VALUES: dict[tuple[str, str], Values] = {
+    **{(path, "c"): (lambda a: [a.consumer_numbers[0]]) for path in APP_CONNECTION_PICKERS},
 }
 HEADER_VALUES: dict[str, Values] = {
     "idempotency_key": lambda _a: [str(uuid.uuid4())],
@@ -165,12 +185,33 @@ FIELD_VALUES: dict[str, Values] = {
     "payment_mode": lambda _a: ["Cash"],
     "customer_mobile": lambda a: [a.phones[0]],
     "paid_at": lambda _a: [utcnow().isoformat()],
+    # The customer app: B's household sends A's consumer number (above) with otherwise valid forms.
+    "lang": lambda _a: ["hi"],
+    "preset": lambda _a: ["500"],
+    "category": lambda _a: ["billing"],
+    "description": lambda _a: ["Walk probe: billing question"],
+    "rating": lambda _a: ["5"],
+    "comment": lambda _a: ["walk probe"],
+    "visibility": lambda _a: ["public"],  # a reply the customer would read
+    "body": lambda _a: ["walk probe"],
+    "low_credit": lambda _a: ["sms"],
+    "tokens_payments": lambda _a: ["sms"],
+    "service_updates": lambda _a: ["sms"],
+    "outages_safety": lambda _a: ["sms"],
+    "purpose": lambda _a: ["offers"],
+    "decision": lambda _a: ["give"],
+    "threshold_preset": lambda _a: ["200"],
+    "threshold": lambda _a: ["200"],
+    "amount_preset": lambda _a: ["500"],
+    "max_amount": lambda _a: ["2000"],
 }
 # A field whose value depends on the route: (path, field) → values, before FIELD_VALUES.
 ROUTE_FIELD_VALUES: dict[tuple[str, str], Values] = {
     # B's back office tries to make A's CSC agent user an agent of B's. (Elsewhere `username` is a login,
     # where A's name with a wrong password would rightly count against A's lock-out.)
     ("/ops/csc/agents", "username"): lambda a: [next(u for u in a.usernames if u.endswith(".csc_agent"))],
+    ("/ops/tickets/{ticket_number}/transition", "action"): lambda _a: ["acknowledge"],
+    ("/pay/mandate/{mandate_id}", "decision"): lambda _a: ["approve"],
 }
 # JSON body fields whose type matters (a string where an integer is due is refused before the route runs).
 JSON_VALUES: dict[str, Callable[[TenantData], list[object]]] = {
@@ -245,7 +286,12 @@ def calls(
     path_table = {**PATH_VALUES, **GHOST_VALUES} if ghost else PATH_VALUES
     owner = paths_of or a
     choices = [_lookup(path_table, "path parameter", name, route, owner) for name in route.path_params]
-    query = {name: _lookup(QUERY_VALUES, "query parameter", name, route, a)[0] for name in route.query_params}
+    query = {
+        name: ROUTE_QUERY_VALUES[route.path, name](a)[0]
+        if (route.path, name) in ROUTE_QUERY_VALUES
+        else _lookup(QUERY_VALUES, "query parameter", name, route, a)[0]
+        for name in route.query_params
+    }
     headers = {
         name.replace("_", "-"): _lookup(HEADER_VALUES, "header", name, route, a)[0]
         for name in route.header_params
@@ -284,6 +330,7 @@ class Caller:
     client: TestClient
     login_again: Callable[[], None] | None = None
     csrf: str = ""
+    csrf_page: str = "/account"  # a page that shows the session's CSRF token
 
     def send(self, call: Call, *, headers: dict[str, str] | None = None) -> Response:
         form = dict(call.form)
@@ -315,7 +362,7 @@ class Caller:
         """The walk posts to /logout too; log in again so the rest of it is not walked anonymously."""
         if self.login_again is not None and self.client.get("/api/v1/me").status_code != 200:
             self.login_again()
-            self.csrf = csrf_of(self.client)
+            self.csrf = csrf_of(self.client, self.csrf_page)
 
 
 def leaks(response: Response, call: Call, secrets: list[str]) -> list[str]:
@@ -449,6 +496,37 @@ def test_b_s_api_key_with_every_scope_sees_nothing_of_a_and_changes_nothing(
     assert_a_untouched(db, populated, a_in_use)
 
 
+def test_b_s_household_sees_nothing_of_a_and_changes_nothing(
+    app_client: TestClient,
+    populated: Populated,
+    db: Database,
+    a_in_use: TenantState,
+) -> None:
+    """The customer app's routes are for households, which staff and keys cannot reach: a household of B,
+    logged in to the app, walks every route with A's identifiers (A's tickets, mandates, data export,
+    meters, consumer numbers in forms and `?c=`) too."""
+    b = populated.b
+    client = TestClient(app_client.app, raise_server_exceptions=False)
+
+    def login_household() -> None:
+        with db.system() as uow:
+            cookie = open_web_session(
+                uow.session, kind="customer", tenant_id=b.tenant.id, customer_id=b.customer_ids[0]
+            )
+            uow.commit()
+        client.cookies.set(SESSION_COOKIE, cookie)
+
+    login_household()
+    caller = Caller(client, login_again=login_household, csrf_page="/app/profile")
+    caller.csrf = csrf_of(client, caller.csrf_page)
+
+    report = walk_twice(caller, populated)
+
+    assert not report.problems, "\n".join(report.problems)
+    assert report.saw_own_data, "the walk never saw B's own household: was it logged in?"
+    assert_a_untouched(db, populated, a_in_use)
+
+
 # --- focused tests: the routes a signature or a tenant-unique key guards ---------------------------------
 # The generic walk sends them forged values; these send what an attacker from B can really make (B's own
 # secrets, A's values it has somehow learnt) and a positive control that the right secret does work.
@@ -503,7 +581,8 @@ def test_a_s_gateway_webhook_takes_nothing_b_can_sign(
             b_gateway.signed_webhook("payment.captured", {"payment": {"entity": e}}) for e in entities
         ]
     a_genuine = queued_webhooks_of(db, a.tenant.id)
-    assert [h["event"] for h in a_genuine] == ["payment.captured"], "A's checkout queued its webhook"
+    # A's checkout queued its webhook (and A's auto top-up approval its token's); all go to B's address.
+    assert "payment.captured" in [h["event"] for h in a_genuine], a_genuine
 
     attempts: list[tuple[str, bytes, str, str]] = [
         *((a_url, body, "", event_id) for body, _, event_id in b_signed),  # unsigned

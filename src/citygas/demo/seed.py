@@ -8,10 +8,12 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from citygas.care.service import do_raise_ticket
 from citygas.customers.models import Customer
 from citygas.customers.service import do_register_customer
 from citygas.identity.rules import ROLE_LABELS, Permission, Role
 from citygas.identity.service import do_create_staff_user
+from citygas.metering.demo import seed_meter_history
 from citygas.meters.models import MeterModel
 from citygas.meters.rules import sts_meter_number
 from citygas.meters.service import (
@@ -21,7 +23,10 @@ from citygas.meters.service import (
     do_register_meter,
     do_store_vending_key,
 )
+from citygas.payments.autopay.service import do_confirm_mandate, do_start_mandate
 from citygas.payments.csc.service import do_approve_float_topup, do_create_agent, do_request_float_topup
+from citygas.payments.gateway.service import gateway_for
+from citygas.payments.gateway.simulator import GatewaySimulator
 from citygas.platform.context import Actor
 from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, Tenant
@@ -162,7 +167,79 @@ def seed(db: Database) -> list[DemoLogin]:
         _customers(db, tenant, cgd, rng)
         _meters(db, tenant, cgd)
         _agent(db, tenant, cgd)
+    settings = get_settings()
+    # Ninety days of cooking on every demo meter, and a last sync the app can show on first log-in.
+    seed_meter_history(
+        db,
+        state_dir=settings.simulator_state_dir if settings.simulator_enabled else None,
+        master_key=settings.master_key_bytes,
+    )
+    for cgd in CGDS:
+        tenant = _tenant_by_code(db, cgd.code)
+        _tickets(db, tenant)
+        if settings.simulator_enabled:
+            _autopay(db, tenant, master_key=settings.master_key_bytes)
     return logins
+
+
+def _tenant_by_code(db: Database, code: str) -> Tenant:
+    with db.system(read_only=True) as system:
+        return system.session.execute(select(Tenant).where(Tenant.code == code)).scalar_one()
+
+
+def _customer_number(db: Database, tenant: Tenant, n: int) -> Customer:
+    with db.unit_of_work(tenant=tenant.id, actor=SEED_ACTOR, read_only=True) as uow:
+        customers = uow.session.execute(select(Customer).order_by(Customer.consumer_number)).scalars().all()
+        return customers[n - 1]
+
+
+def _tickets(db: Database, tenant: Tenant) -> None:
+    """Two complaints in the care centre's queue, raised by households from the app."""
+    for n, category, text in (
+        (5, "payment_no_token", "Paid Rs 500 by UPI at 09:10, no token came"),
+        (6, "meter_problem", "Meter display is blank since yesterday evening"),
+    ):
+        customer = _customer_number(db, tenant, n)
+        actor = Actor(kind="customer", id=customer.id, label=customer.name)
+        with db.unit_of_work(tenant=tenant.id, actor=actor) as uow:
+            own = uow.session.get(Customer, customer.id)
+            assert own is not None
+            do_raise_ticket(uow.session, customer=own, category_code=category, description=text)
+            uow.because("demo seed").commit()
+
+
+AUTOPAY_HOUSEHOLD = 20  # an active meter (21–24 are waiting for a meter, or faulty)
+
+
+def _autopay(db: Database, tenant: Tenant, *, master_key: bytes) -> None:
+    """One household with UPI AutoPay: ₹500 whenever its balance drops below ₹150, approved in the
+    (simulated) UPI app."""
+    customer = _customer_number(db, tenant, AUTOPAY_HOUSEHOLD)
+    actor = Actor(kind="customer", id=customer.id, label=customer.name)
+    with db.unit_of_work(tenant=tenant.id, actor=actor) as uow:
+        gateway = gateway_for(uow.session, master_key=master_key, simulator_enabled=True)
+        own = uow.session.get(Customer, customer.id)
+        assert own is not None
+        mandate = do_start_mandate(
+            uow.session,
+            gateway,
+            customer=own,
+            threshold_paise=15_000,
+            amount_paise=50_000,
+            max_amount_paise=200_000,
+            vpa="household@upi",
+        )
+        assert isinstance(gateway, GatewaySimulator)
+        approved = gateway.approve_mandate(mandate.authorisation_order_id, vpa="household@upi")
+        do_confirm_mandate(
+            uow.session,
+            gateway,
+            mandate=mandate,
+            order_id=approved.order_id,
+            payment_id=approved.payment_id,
+            signature=approved.signature,
+        )
+        uow.because("demo seed").commit()
 
 
 def _tenant(
@@ -211,10 +288,13 @@ def _customers(db: Database, tenant: Tenant, cgd: DemoCgd, rng: random.Random) -
             name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
             flat = f"Flat {rng.randint(1, 20)}{rng.choice('ABCD')}-{rng.randint(101, 904)}"
             address = f"{flat}, {rng.choice(STREETS)}, {ca_name}"
+            # The second connection belongs to the first household (a family with two flats), so the
+            # demo shows one login with several connections.
+            phone = demo_phone(cgd_index, 1 if n == 2 else n)
             do_register_customer(
                 uow.session,
                 name=name,
-                phone=demo_phone(cgd_index, n),
+                phone=phone,
                 charge_area_code=ca_code,
                 address=address,
             )

@@ -7,18 +7,16 @@ from typing import Annotated
 import pyotp
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
-from citygas.customers.models import Customer
 from citygas.identity import service
 from citygas.identity.models import StaffUser
 from citygas.identity.principal import Principal
-from citygas.identity.rules import ROLE_LABELS, Permission, Role, home_for
+from citygas.identity.rules import ROLE_LABELS, Role, home_for
 from citygas.platform.errors import DomainError
 from citygas.platform.settings import get_settings
-from citygas.platform.tenancy import Tenant
-from citygas.web.deps import SESSION_COOKIE, DbDep, MaybePrincipal, Requires, verify_csrf
-from citygas.web.render import render
+from citygas.web.deps import SESSION_COOKIE, DbDep, MaybePrincipal, verify_csrf
+from citygas.web.i18n import LANGUAGES
+from citygas.web.render import LANG_COOKIE, render
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
 
@@ -196,10 +194,12 @@ def app_login_verify(
                 request, "app/login.html", status_code=exc.status, error=exc.detail, sent=False, phone=phone
             )
         token = None
+        language = None
         if customer is not None:
             token = service.open_web_session(
                 uow.session, kind="customer", tenant_id=customer.tenant_id, customer_id=customer.id
             )
+            language = customer.language
         uow.commit()
     if token is None:
         return render(
@@ -212,23 +212,7 @@ def app_login_verify(
         )
     response = RedirectResponse("/app/", status_code=303)
     _set_session_cookie(request, response, token, max_age=get_settings().customer_session_days * 86400)
+    if language in LANGUAGES and not request.cookies.get(LANG_COOKIE):
+        # The language the household chose before (or the CGD registered) follows it to a new phone.
+        response.set_cookie(LANG_COOKIE, language, max_age=365 * 86400, samesite="lax")
     return response
-
-
-CustomerSelf = Annotated[Principal, Depends(Requires(Permission.CUSTOMER_SELF))]
-
-
-@router.get("/app/", response_class=HTMLResponse)
-def app_home(request: Request, principal: CustomerSelf, db: DbDep) -> Response:
-    with db.unit_of_work(tenant=principal.tenant_id, actor=principal.actor, read_only=True) as uow:
-        customer = uow.session.get(Customer, principal.id)
-        assert customer is not None
-        connections = (
-            uow.session.execute(
-                select(Customer).where(Customer.phone == customer.phone).order_by(Customer.consumer_number)
-            )
-            .scalars()
-            .all()
-        )
-        tenant = uow.session.get(Tenant, principal.tenant_id)
-        return render(request, "app/home.html", customer=customer, connections=connections, tenant=tenant)

@@ -63,6 +63,8 @@ class Permission(StrEnum):
     CUSTOMER_SELF = "customer.self"  # a logged-in household acting on its own connections
     BBPS_BILLER = "payments.bbps"  # the BBPS operating unit calling us as a biller (API keys only)
     PAYMENTS_RECONCILE = "payments.reconcile"  # settlement imports, collection summaries, agent floats
+    TICKET_VIEW = "ticket.view"  # complaints and service requests: read the queue and a ticket
+    TICKET_MANAGE = "ticket.manage"  # take, work, resolve and escalate tickets (the care centre)
 
 
 P = Permission
@@ -89,6 +91,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.AREA_VIEW,
             P.USER_VIEW,
             P.CUSTOMER_VIEW,
+            P.TICKET_VIEW,
             P.AUDIT_VIEW,
             P.ACTIVITY_VIEW,
             P.APIKEY_MANAGE,
@@ -114,6 +117,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.AGENT_MANAGE,
             P.FLOAT_APPROVE,
             P.PAYMENTS_RECONCILE,
+            P.TICKET_VIEW,
+            P.TICKET_MANAGE,
         }
     ),
     Role.STORE_KEEPER: frozenset({P.OPS_PORTAL, P.AREA_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW, P.METER_MANAGE}),
@@ -127,6 +132,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.METER_VIEW,
             P.METER_MANAGE,
             P.METER_INSTALL,
+            P.TICKET_VIEW,
         }
     ),
     Role.TECHNICIAN: frozenset(
@@ -134,7 +140,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.METER_READER: frozenset({P.FIELD_PORTAL, P.CUSTOMER_VIEW, P.ACTIVITY_VIEW, P.METER_VIEW}),
     Role.CARE_AGENT: frozenset(
-        {P.OPS_PORTAL, P.CUSTOMER_VIEW, P.CUSTOMER_MANAGE, P.ACTIVITY_VIEW, P.METER_VIEW, P.VEND_VIEW}
+        {
+            P.OPS_PORTAL,
+            P.CUSTOMER_VIEW,
+            P.CUSTOMER_MANAGE,
+            P.ACTIVITY_VIEW,
+            P.METER_VIEW,
+            P.VEND_VIEW,
+            P.TICKET_VIEW,
+            P.TICKET_MANAGE,
+        }
     ),
     Role.CSC_AGENT: frozenset({P.AGENT_PORTAL, P.CUSTOMER_VIEW, P.AGENT_VEND}),
 }

@@ -405,11 +405,17 @@ class SimulatedMeter:
                 self._identity, krn=state.krn, ti=state.ti, base_date=state.base_date, sgc=f"{state.sgc:06d}"
             )
             self._log(EventCode.KEY_CHANGED, result.detail)
+        # The TID in the (signed) event lets the platform tell which vend's token the meter took; a used_error
+        # with its TID proves the meter took that token earlier. Key change and test tokens carry none.
+        tid = result.token.tid if isinstance(result.token, sts.CreditToken | sts.ManagementToken) else None
+        tid_text = f" tid={tid}" if tid is not None else ""
         if result.accepted:
             self._tokens_accepted += 1
-            self._log(EventCode.TOKEN_ACCEPTED, result.outcome.value + (f" +{added}" if added else ""))
+            self._log(
+                EventCode.TOKEN_ACCEPTED, result.outcome.value + (f" +{added}" if added else "") + tid_text
+            )
         else:
-            self._log(EventCode.TOKEN_REJECTED, result.outcome.value)
+            self._log(EventCode.TOKEN_REJECTED, result.outcome.value + tid_text)
         self._last_token = TokenEntry(
             at=_datetime(self._t),
             outcome=result.outcome.value,

@@ -7,7 +7,14 @@ import importlib
 from importlib.metadata import entry_points
 
 # The contexts that register outbox handlers and scheduled jobs of their own.
-BUILT_IN = ["citygas.notifications.ports", "citygas.platform.housekeeping", "citygas.payments.gateway.tasks"]
+BUILT_IN = [
+    "citygas.notifications.ports",
+    "citygas.platform.housekeeping",
+    "citygas.payments.gateway.tasks",
+    "citygas.payments.autopay.tasks",
+    "citygas.care.tasks",
+    "citygas.customers.profile_tasks",
+]
 
 
 def load_plugins(extra: list[str]) -> list[str]:

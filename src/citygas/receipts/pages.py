@@ -21,7 +21,7 @@ router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
 public_router = APIRouter(include_in_schema=False)
 
 P = Permission
-CAN_PRINT = Requires(P.AGENT_VEND, P.VEND_VIEW)
+CAN_PRINT = Requires(P.AGENT_VEND, P.VEND_VIEW, P.CUSTOMER_SELF)
 
 
 def _settings(request: Request) -> Settings:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from citygas.customers.models import Customer
 from citygas.identity.principal import Principal
 from citygas.payments.csc.models import CscAgent, CscVend
 from citygas.platform.errors import NotFound
@@ -40,14 +41,21 @@ def get_vend_by_receipt(session: Session, receipt_number: str) -> Vend:
 
 
 def access_receipt(session: Session, principal: Principal, receipt_number: str) -> Vend:
-    """A receipt the caller may print: a CSC agent sees only the vends paid from their own float; staff
-    with vend.view see the tenant's. Another agent's receipt is 'not found', not 'forbidden'."""
+    """A receipt the caller may print: a CSC agent sees only the vends paid from their own float, a household
+    its own connections'; staff with vend.view see the tenant's. Someone else's receipt is 'not found', not
+    'forbidden'."""
     vend = get_vend_by_receipt(session, receipt_number)
     if principal.can(VEND_VIEW):
         return vend
     if principal.can(AGENT_VEND):
         agent = session.execute(select(CscAgent).where(CscAgent.user_id == principal.id)).scalar_one_or_none()
         if agent is not None and vend.source_party == str(agent.id):
+            return vend
+    if principal.kind == "customer":
+        # A household prints the receipts of its own connections (those registered to its phone).
+        own = session.get(Customer, principal.id)
+        paid_for = session.get(Customer, vend.customer_id)
+        if own is not None and paid_for is not None and own.phone == paid_for.phone:
             return vend
     raise NotFound(f"no receipt {receipt_number}")
 

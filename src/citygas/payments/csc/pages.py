@@ -253,7 +253,7 @@ def _statement(
         request,
         "agent/statement.html",
         agent=agent,
-        day=day,
+        statement_day=day,  # not `day`: render() gives every template `day()`, the date formatter
         totals=totals,
         vends=service.list_vends_of_day(uow.session, agent, day),
         csv_href=f"{request.url.path}.csv?day={day.isoformat()}",

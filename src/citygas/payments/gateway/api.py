@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from citygas.customers.households import household_phone
 from citygas.customers.models import Customer
 from citygas.identity.principal import Principal
 from citygas.identity.rules import Permission
@@ -60,14 +61,6 @@ Refunder = Annotated[UnitOfWork, Depends(uow_with(Permission.CUSTOMER_MANAGE))]
 
 GATEWAY_ACTOR = Actor(kind="gateway", id=None, label="payment gateway webhook")
 MAX_WEBHOOK_BYTES = 1_000_000
-
-
-def household_phone(session: Session, principal: Principal | None) -> str | None:
-    """A household's phone (its connections are those registered to it); None for staff and API keys."""
-    if principal is None or principal.kind != "customer":
-        return None
-    own = session.get(Customer, principal.id)
-    return own.phone if own is not None else "-"
 
 
 def access_order(session: Session, principal: Principal | None, gateway_order_id: str) -> GatewayOrder:

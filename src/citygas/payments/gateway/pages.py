@@ -14,10 +14,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
+from citygas.customers.households import connections_of_phone, household_phone
 from citygas.customers.models import Customer
 from citygas.identity.principal import Principal
 from citygas.identity.rules import Permission
-from citygas.payments.gateway.api import GATEWAY_ACTOR, access_order, household_phone
+from citygas.payments.gateway.api import GATEWAY_ACTOR, access_order
 from citygas.payments.gateway.ports import GatewayError
 from citygas.payments.gateway.service import (
     Settlement,
@@ -53,13 +54,7 @@ def _principal(request: Request) -> Principal | None:
 
 def _own_connections(uow: UnitOfWork, request: Request) -> list[Customer]:
     phone = household_phone(uow.session, _principal(request))
-    if phone is None:
-        return []
-    return list(
-        uow.session.execute(
-            select(Customer).where(Customer.phone == phone).order_by(Customer.consumer_number)
-        ).scalars()
-    )
+    return [] if phone is None else connections_of_phone(uow.session, phone)
 
 
 @router.get("/new", response_class=HTMLResponse)
@@ -121,7 +116,7 @@ def _tenant_slug(request: Request) -> str:
 
 
 @router.get("/checkout/{order_id}", response_class=HTMLResponse)
-def checkout(request: Request, order_id: str, uow: Payer) -> Response:
+def checkout(request: Request, order_id: str, uow: Payer, method: str = "") -> Response:
     settings = request.app.state.settings
     order = access_order(uow.session, _principal(request), order_id)
     gateway = gateway_for(
@@ -139,6 +134,7 @@ def checkout(request: Request, order_id: str, uow: Payer) -> Response:
         methods=METHODS,
         key_id=gateway.key_id,
         return_url=f"{settings.base_url}/pay/{_tenant_slug(request)}/return",
+        preselect=method if method in METHODS else "",
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from citygas.platform.errors import DomainError
@@ -87,6 +88,93 @@ class PaymentGateway(Protocol):
     def refund(
         self, payment_id: str, *, amount_paise: int, receipt: str, notes: dict[str, str]
     ) -> GatewayRefundInfo: ...
+
+
+# --- UPI AutoPay mandates (recurring payments) ------------------------------------------------------------
+#
+# Razorpay's shape of a UPI AutoPay mandate: a gateway customer; an authorisation order with `method=upi`
+# and a `token` (`max_amount`, `expire_at`, `frequency=as_presented`) that the payer approves in the UPI
+# app; the approval leaves a token id. Each debit is a new order carrying a pre-debit `notification`
+# (`token_id`, `payment_after`), then a recurring payment on that order with the token. An order takes one
+# successful payment, which is what makes a retried debit safe: ask the order for its payments first.
+
+
+@dataclass(frozen=True)
+class MandateRegistration:
+    customer_id: str  # the gateway's customer (cust_…)
+    order_id: str  # the authorisation order the payer approves (order_…)
+    amount_paise: int  # the authorisation payment's own amount (₹1 on Razorpay UPI)
+
+
+@dataclass(frozen=True)
+class MandateInfo:
+    token_id: str
+    status: str  # initiated | confirmed | rejected | cancelled | paused (the token's recurring status)
+    vpa: str
+    max_amount_paise: int
+    authorisation_payment_id: str
+    failure_reason: str = ""
+
+
+class MandateGateway(PaymentGateway, Protocol):
+    """A gateway that also takes UPI AutoPay mandates. Additive: the top-up port above is unchanged."""
+
+    def create_mandate_registration(
+        self,
+        *,
+        name: str,
+        contact: str,
+        email: str,
+        max_amount_paise: int,
+        expire_at: datetime,
+        receipt: str,
+        notes: dict[str, str],
+    ) -> MandateRegistration: ...
+
+    def fetch_mandate(self, *, customer_id: str, payment_id: str) -> MandateInfo: ...
+
+    def order_payments(self, order_id: str) -> list[GatewayPaymentInfo]: ...
+
+    def notify_mandate_debit(
+        self, *, token_id: str, amount_paise: int, debit_after: datetime, receipt: str, notes: dict[str, str]
+    ) -> GatewayOrderInfo: ...
+
+    def charge_mandate(
+        self,
+        *,
+        customer_id: str,
+        token_id: str,
+        order_id: str,
+        amount_paise: int,
+        contact: str,
+        email: str,
+        description: str,
+        notes: dict[str, str],
+    ) -> GatewayPaymentInfo: ...
+
+    def cancel_mandate(self, *, customer_id: str, token_id: str) -> None: ...
+
+
+def mandate_from_token(token: dict[str, Any], *, payment_id: str) -> MandateInfo:
+    """A Razorpay token entity (`GET /customers/:id/tokens/:token_id`) as a mandate."""
+    if not _str(token, "id"):
+        raise MalformedGatewayData("the token has no id")
+    details = token.get("recurring_details")
+    details = details if isinstance(details, dict) else {}
+    vpa = token.get("vpa")
+    if isinstance(vpa, dict):  # {"username": "asha", "handle": "upi"} on Razorpay
+        handle = f"{vpa.get('username') or ''}@{vpa.get('handle') or ''}"
+        vpa_text = handle if handle != "@" else ""
+    else:
+        vpa_text = vpa if isinstance(vpa, str) else ""
+    return MandateInfo(
+        token_id=_str(token, "id"),
+        status=str(details.get("status") or ""),
+        vpa=vpa_text,
+        max_amount_paise=_int(token, "max_amount"),
+        authorisation_payment_id=payment_id,
+        failure_reason=str(details.get("failure_reason") or ""),
+    )
 
 
 # --- signatures ----------------------------------------------------------------------------------------

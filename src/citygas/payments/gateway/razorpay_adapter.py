@@ -7,6 +7,7 @@ Signatures are checked by `SignatureChecks` (citygas's own constant-time HMAC), 
 from __future__ import annotations
 
 import importlib
+from datetime import datetime
 from typing import Any
 
 from citygas.payments.gateway.ports import (
@@ -15,7 +16,11 @@ from citygas.payments.gateway.ports import (
     GatewayOrderInfo,
     GatewayPaymentInfo,
     GatewayRefundInfo,
+    MalformedGatewayData,
+    MandateInfo,
+    MandateRegistration,
     SignatureChecks,
+    mandate_from_token,
     order_from_entity,
     payment_from_entity,
     refund_from_entity,
@@ -84,3 +89,117 @@ class RazorpayGateway(SignatureChecks):
     ) -> GatewayRefundInfo:
         data = {"amount": amount_paise, "receipt": receipt[:40], "notes": notes, "speed": "normal"}
         return refund_from_entity(self._call(self._sdk().payment.refund, payment_id, data))
+
+    # --- UPI AutoPay mandates (Razorpay Recurring Payments, UPI) ------------------------------------------
+
+    AUTHORISATION_PAISE = 100  # the UPI authorisation payment: ₹1, Razorpay's minimum
+
+    def create_mandate_registration(
+        self,
+        *,
+        name: str,
+        contact: str,
+        email: str,
+        max_amount_paise: int,
+        expire_at: datetime,
+        receipt: str,
+        notes: dict[str, str],
+    ) -> MandateRegistration:
+        """A customer (`fail_existing: "0"` returns the existing one for the same contact) and the
+        authorisation order with the mandate's token terms; the payer approves it at Razorpay Checkout
+        (`recurring: 1`), which leaves the token id on the authorisation payment."""
+        sdk = self._sdk()
+        customer_body: dict[str, Any] = {"name": name[:50], "contact": contact, "fail_existing": "0"}
+        if email:
+            customer_body["email"] = email
+        customer = self._call(sdk.customer.create, customer_body)
+        customer_id = customer.get("id")
+        if not isinstance(customer_id, str) or not customer_id:
+            raise MalformedGatewayData("Razorpay returned a customer without an id")
+        order = order_from_entity(
+            self._call(
+                sdk.order.create,
+                {
+                    "amount": self.AUTHORISATION_PAISE,
+                    "currency": CURRENCY,
+                    "customer_id": customer_id,
+                    "method": "upi",
+                    "payment_capture": 1,
+                    "receipt": receipt[:40],
+                    "notes": notes,
+                    "token": {
+                        "max_amount": max_amount_paise,
+                        "expire_at": int(expire_at.timestamp()),
+                        "frequency": "as_presented",
+                    },
+                },
+            )
+        )
+        return MandateRegistration(customer_id, order.id, order.amount_paise)
+
+    def fetch_mandate(self, *, customer_id: str, payment_id: str) -> MandateInfo:
+        sdk = self._sdk()
+        payment = self._call(sdk.payment.fetch, payment_id)
+        token_id = payment.get("token_id")
+        if not isinstance(token_id, str) or not token_id:
+            raise GatewayError("Razorpay: the payment did not register a mandate")
+        return mandate_from_token(self._call(sdk.token.fetch, customer_id, token_id), payment_id=payment_id)
+
+    def order_payments(self, order_id: str) -> list[GatewayPaymentInfo]:
+        collection = self._call(self._sdk().order.payments, order_id)
+        items = collection.get("items")
+        if not isinstance(items, list):
+            raise MalformedGatewayData("Razorpay returned an order's payments without items")
+        return [payment_from_entity(item) for item in items if isinstance(item, dict)]
+
+    def notify_mandate_debit(
+        self, *, token_id: str, amount_paise: int, debit_after: datetime, receipt: str, notes: dict[str, str]
+    ) -> GatewayOrderInfo:
+        """The debit's order with a `notification` object: Razorpay has the pre-debit notification sent
+        and the debit may be made after `payment_after` (which citygas sets at least 24 hours ahead)."""
+        data = {
+            "amount": amount_paise,
+            "currency": CURRENCY,
+            "payment_capture": 1,
+            "receipt": receipt[:40],
+            "notes": notes,
+            "notification": {"token_id": token_id, "payment_after": int(debit_after.timestamp())},
+        }
+        return order_from_entity(self._call(self._sdk().order.create, data))
+
+    def charge_mandate(
+        self,
+        *,
+        customer_id: str,
+        token_id: str,
+        order_id: str,
+        amount_paise: int,
+        contact: str,
+        email: str,
+        description: str,
+        notes: dict[str, str],
+    ) -> GatewayPaymentInfo:
+        sdk = self._sdk()
+        data: dict[str, Any] = {
+            "amount": amount_paise,
+            "currency": CURRENCY,
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "token": token_id,
+            "recurring": "1",
+            "contact": contact,
+            "description": description[:255],
+            "notes": notes,
+        }
+        if email:
+            data["email"] = email
+        created = self._call(sdk.payment.createRecurring, data)
+        payment_id = created.get("razorpay_payment_id")
+        if not isinstance(payment_id, str) or not payment_id:
+            raise MalformedGatewayData("Razorpay returned a recurring payment without its id")
+        # A UPI debit settles asynchronously: the payment is usually `created` now and captured or failed
+        # later (webhook, or the next fetch by the auto top-up job).
+        return payment_from_entity(self._call(sdk.payment.fetch, payment_id))
+
+    def cancel_mandate(self, *, customer_id: str, token_id: str) -> None:
+        self._call(self._sdk().token.delete, customer_id, token_id)

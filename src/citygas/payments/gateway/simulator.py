@@ -20,6 +20,7 @@ import secrets
 import string
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -34,7 +35,10 @@ from citygas.payments.gateway.ports import (
     GatewayOrderInfo,
     GatewayPaymentInfo,
     GatewayRefundInfo,
+    MandateInfo,
+    MandateRegistration,
     SignatureChecks,
+    mandate_from_token,
     order_from_entity,
     payment_from_entity,
     payment_signature,
@@ -268,3 +272,260 @@ class GatewaySimulator(SignatureChecks):
             WEBHOOK_TOPIC,
             {"body": body.decode(), "signature": signature, "event_id": event_id, "event": event},
         )
+
+    # --- UPI AutoPay mandates ------------------------------------------------------------------------------
+
+    MANDATE_AUTHORISATION_PAISE = 100  # Razorpay's UPI authorisation payment is ₹1
+
+    def create_mandate_registration(
+        self,
+        *,
+        name: str,
+        contact: str,
+        email: str,
+        max_amount_paise: int,
+        expire_at: datetime,
+        receipt: str,
+        notes: dict[str, str],
+    ) -> MandateRegistration:
+        if (
+            isinstance(max_amount_paise, bool)
+            or not isinstance(max_amount_paise, int)
+            or max_amount_paise < 100
+        ):
+            raise GatewayError(
+                "The max amount must be a whole number of paise", gateway_code="BAD_REQUEST_ERROR"
+            )
+        customer: dict[str, Any] = {
+            "id": _entity_id("cust_"),
+            "entity": "customer",
+            "name": name,
+            "contact": contact,
+            "email": email,
+            "created_at": self._now(),
+        }
+        self._put("customer", customer)
+        order: dict[str, Any] = {
+            "id": _entity_id("order_"),
+            "entity": "order",
+            "amount": self.MANDATE_AUTHORISATION_PAISE,
+            "amount_paid": 0,
+            "amount_due": self.MANDATE_AUTHORISATION_PAISE,
+            "currency": CURRENCY,
+            "receipt": receipt,
+            "status": "created",
+            "attempts": 0,
+            "method": "upi",
+            "customer_id": customer["id"],
+            "token": {
+                "max_amount": max_amount_paise,
+                "expire_at": int(expire_at.timestamp()),
+                "frequency": "as_presented",
+            },
+            "payment_ids": [],
+            "notes": notes,
+            "created_at": self._now(),
+        }
+        self._put("order", order)
+        return MandateRegistration(customer["id"], order["id"], self.MANDATE_AUTHORISATION_PAISE)
+
+    def fetch_mandate(self, *, customer_id: str, payment_id: str) -> MandateInfo:
+        payment = self._get(payment_id, "payment").body
+        token_id = payment.get("token_id")
+        if not token_id:
+            raise GatewayError("The payment did not register a mandate", gateway_code="BAD_REQUEST_ERROR")
+        token = self._get(str(token_id), "token").body
+        if token.get("customer_id") != customer_id:
+            raise GatewayError("The token does not belong to this customer", gateway_code="BAD_REQUEST_ERROR")
+        return mandate_from_token(token, payment_id=payment_id)
+
+    def order_payments(self, order_id: str) -> list[GatewayPaymentInfo]:
+        order = self._get(order_id, "order").body
+        return [payment_from_entity(self._get(pid, "payment").body) for pid in order.get("payment_ids", [])]
+
+    def notify_mandate_debit(
+        self, *, token_id: str, amount_paise: int, debit_after: datetime, receipt: str, notes: dict[str, str]
+    ) -> GatewayOrderInfo:
+        token = self._get(token_id, "token").body
+        if token["recurring_details"]["status"] != "confirmed":
+            raise GatewayError("The token is not active", gateway_code="BAD_REQUEST_ERROR")
+        if amount_paise > int(token["max_amount"]):
+            raise GatewayError(
+                "Amount exceeds the mandate's maximum amount", gateway_code="BAD_REQUEST_ERROR"
+            )
+        order = {
+            "id": _entity_id("order_"),
+            "entity": "order",
+            "amount": amount_paise,
+            "amount_paid": 0,
+            "amount_due": amount_paise,
+            "currency": CURRENCY,
+            "receipt": receipt,
+            "status": "created",
+            "attempts": 0,
+            "payment_capture": True,
+            "notification": {"token_id": token_id, "payment_after": int(debit_after.timestamp())},
+            "payment_ids": [],
+            "notes": notes,
+            "created_at": self._now(),
+        }
+        self._put("order", order)
+        return order_from_entity(order)
+
+    def charge_mandate(
+        self,
+        *,
+        customer_id: str,
+        token_id: str,
+        order_id: str,
+        amount_paise: int,
+        contact: str,
+        email: str,
+        description: str,
+        notes: dict[str, str],
+    ) -> GatewayPaymentInfo:
+        """A recurring debit. Like the real thing: refused before the notice window has passed, refused on
+        a paid order (one successful payment per order), and failed when told to fail the next debit."""
+        token_row = self._get(token_id, "token")
+        order_row = self._get(order_id, "order")
+        token, order = token_row.body, order_row.body
+        if token.get("customer_id") != customer_id:
+            raise GatewayError("The token does not belong to this customer", gateway_code="BAD_REQUEST_ERROR")
+        if order["status"] == "paid":
+            raise GatewayError("Order has already been paid", gateway_code="BAD_REQUEST_ERROR")
+        notification = order.get("notification") or {}
+        if notification.get("token_id") != token_id or amount_paise != order["amount"]:
+            raise GatewayError("The order is not a debit of this token", gateway_code="BAD_REQUEST_ERROR")
+        if self._now() < int(notification.get("payment_after", 0)):
+            raise GatewayError(
+                "The pre-debit notification window has not passed", gateway_code="BAD_REQUEST_ERROR"
+            )
+        failure = ""
+        if token["recurring_details"]["status"] != "confirmed":
+            failure = "The mandate is not active at the payer's bank"
+        elif token.get("fail_next"):
+            failure = str(token["fail_next"])
+            self._update(token_row, fail_next=None)
+        payment: dict[str, Any] = {
+            "id": _entity_id("pay_"),
+            "entity": "payment",
+            "amount": amount_paise,
+            "currency": CURRENCY,
+            "status": "failed" if failure else "captured",
+            "order_id": order_id,
+            "method": "upi",
+            "recurring": True,
+            "token_id": token_id,
+            "customer_id": customer_id,
+            "amount_refunded": 0,
+            "refund_status": None,
+            "captured": not failure,
+            "description": description,
+            "vpa": self._vpa_text(token),
+            "contact": contact,
+            "email": email,
+            "notes": notes,
+            "fee": None if failure else amount_paise * 2 // 100,
+            "error_code": "BAD_REQUEST_ERROR" if failure else None,
+            "error_description": failure or None,
+            "created_at": self._now(),
+        }
+        self._put("payment", payment)
+        self._update(
+            order_row,
+            attempts=int(order["attempts"]) + 1,
+            status="attempted" if failure else "paid",
+            amount_paid=0 if failure else amount_paise,
+            amount_due=amount_paise if failure else 0,
+            payment_ids=[*order.get("payment_ids", []), payment["id"]],
+        )
+        event = "payment.failed" if failure else "payment.captured"
+        self._send_webhook(event, {"payment": {"entity": payment}})
+        return payment_from_entity(payment)
+
+    def cancel_mandate(self, *, customer_id: str, token_id: str) -> None:
+        row = self._get(token_id, "token")
+        if row.body.get("customer_id") != customer_id:
+            raise GatewayError("The token does not belong to this customer", gateway_code="BAD_REQUEST_ERROR")
+        details = {**row.body["recurring_details"], "status": "cancelled"}
+        self._update(row, recurring_details=details, deleted_at=self._now())
+        self._send_webhook("token.cancelled", {"token": {"entity": row.body}})
+
+    # --- the payer's side: the UPI app approving the mandate; the demo's controls ---------------------
+
+    @staticmethod
+    def _vpa_text(token: dict[str, Any]) -> str:
+        vpa = token.get("vpa") or {}
+        return f"{vpa.get('username', '')}@{vpa.get('handle', '')}" if vpa else ""
+
+    def mandate_order(self, order_id: str) -> dict[str, Any]:
+        """The authorisation order as the simulated UPI app shows it (amount, maximum, expiry)."""
+        order = self._get(order_id, "order").body
+        if not isinstance(order.get("token"), dict):
+            raise GatewayError("This order does not register a mandate", gateway_code="BAD_REQUEST_ERROR")
+        return order
+
+    def approve_mandate(self, order_id: str, *, vpa: str, approve: bool = True) -> SimulatedCheckout:
+        """The payer approves (with the UPI PIN, in the UPI app) or declines the mandate. An approval pays
+        the ₹1 authorisation and leaves a confirmed token; a signature goes back to the browser as after a
+        checkout."""
+        order_row = self._get(order_id, "order")
+        order = self.mandate_order(order_id)
+        if order["status"] == "paid":
+            raise GatewayError("This mandate has already been approved", gateway_code="BAD_REQUEST_ERROR")
+        username, _, handle = (vpa or "payer@upi").partition("@")
+        token = {
+            "id": _entity_id("token_"),
+            "entity": "token",
+            "method": "upi",
+            "recurring": True,
+            "recurring_details": {
+                "status": "confirmed" if approve else "rejected",
+                "failure_reason": None if approve else "The payer declined the mandate",
+            },
+            "customer_id": order["customer_id"],
+            "order_id": order_id,
+            "max_amount": order["token"]["max_amount"],
+            "expired_at": order["token"]["expire_at"],
+            "frequency": order["token"]["frequency"],
+            "vpa": {"username": username, "handle": handle or "upi"},
+            "fail_next": None,
+            "created_at": self._now(),
+        }
+        self._put("token", token)
+        payment: dict[str, Any] = {
+            "id": _entity_id("pay_"),
+            "entity": "payment",
+            "amount": order["amount"],
+            "currency": CURRENCY,
+            "status": "captured" if approve else "failed",
+            "order_id": order_id,
+            "method": "upi",
+            "recurring": True,
+            "token_id": token["id"],
+            "customer_id": order["customer_id"],
+            "amount_refunded": 0,
+            "captured": approve,
+            "description": "UPI AutoPay mandate authorisation",
+            "vpa": self._vpa_text(token),
+            "error_code": None if approve else "BAD_REQUEST_ERROR",
+            "error_description": None if approve else "The payer declined the mandate",
+            "created_at": self._now(),
+        }
+        self._put("payment", payment)
+        self._update(
+            order_row,
+            attempts=int(order["attempts"]) + 1,
+            status="paid" if approve else "attempted",
+            payment_ids=[*order.get("payment_ids", []), payment["id"]],
+        )
+        self._send_webhook("token.confirmed" if approve else "token.rejected", {"token": {"entity": token}})
+        if not approve:
+            return SimulatedCheckout(order_id, payment["id"], "", "The payer declined the mandate")
+        signature = payment_signature(self.key_secret, order_id=order_id, payment_id=payment["id"])
+        return SimulatedCheckout(order_id, payment["id"], signature)
+
+    def fail_next_debit(self, token_id: str, *, reason: str) -> None:
+        """Demo and tests: the payer's bank will decline this token's next debit with `reason`."""
+        row = self._get(token_id, "token")
+        self._update(row, fail_next=reason.strip()[:120] or "Insufficient funds in the payer's account")

@@ -610,6 +610,12 @@ export class BluetoothTransport {
         this.waiting = null;
       }
     });
+    // A meter that walks out of range fails the request now, not after the timeout (as a closed WebSocket does).
+    device.addEventListener?.("gattserverdisconnected", () => {
+      this.reassembler.reset();
+      if (this.waiting) this.waiting.reject(new MeterLinkError("transport", "the meter disconnected"));
+      this.waiting = null;
+    });
   }
 
   /**
@@ -635,7 +641,13 @@ export class BluetoothTransport {
     const run = async () => {
       this.reassembler.reset();
       const answer = new Promise((resolve, reject) => { this.waiting = { resolve, reject }; });
-      for (const chunk of fragment(frame, this.chunkSize)) await this.rx.writeValueWithResponse(chunk);
+      answer.catch(() => undefined); // a disconnection can reject it while the writes are still going
+      try {
+        for (const chunk of fragment(frame, this.chunkSize)) await this.rx.writeValueWithResponse(chunk);
+      } catch (error) {
+        this.waiting = null;
+        throw error instanceof MeterLinkError ? error : new MeterLinkError("transport", `cannot write to the meter: ${error}`);
+      }
       return withTimeout(answer, this.timeoutMs, "meter link").finally(() => { this.waiting = null; });
     };
     const result = this.queue.then(run, run);
