@@ -10,7 +10,14 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from citygas.ledger.models import AccountBalance, AppendOnlyViolation, JournalEntry, LedgerAccount, Posting
+from citygas.ledger.models import (
+    AccountBalance,
+    AppendOnlyViolation,
+    BalanceShard,
+    JournalEntry,
+    LedgerAccount,
+    Posting,
+)
 from citygas.ledger.rules import CHART, AccountCode, LedgerRuleError, Party, UnbalancedEntry, credit, debit
 from citygas.ledger.service import (
     IdempotencyConflict,
@@ -20,6 +27,7 @@ from citygas.ledger.service import (
     ensure_chart,
     get_balance,
     get_closed_through,
+    get_posting_count,
     get_signed_balance,
     post_entry,
     post_gas_used,
@@ -392,3 +400,85 @@ def test_an_account_created_in_a_rolled_back_transaction_is_not_remembered(db: D
         uow.commit()
     assert kept != rolled_back
     assert _account_ids[(tenant.id, "suspense", "")] == kept
+
+
+def test_tenant_wide_accounts_keep_their_balance_in_slices_that_rebuild_checks_and_repairs(
+    db: Database, books: Books
+) -> None:
+    # given three top-ups: gateway clearing and VAT payable are tenant-wide, the customer's credit is not
+    for n in range(3):
+        with db.unit_of_work(tenant=books.tenant.id) as uow:
+            post_entry(
+                uow.session,
+                idempotency_key=f"pay_{n}",
+                reference=f"V{n}",
+                kind="topup",
+                lines=_topup_lines(books),
+            )
+            uow.commit()
+    with db.unit_of_work(tenant=books.tenant.id, read_only=True) as uow:
+        s = uow.session
+        sliced = dict(
+            s.execute(
+                select(BalanceShard.account_id, func.sum(BalanceShard.balance_paise)).group_by(
+                    BalanceShard.account_id
+                )
+            ).all()
+        )
+        rows = dict(s.execute(select(AccountBalance.account_id, AccountBalance.balance_paise)).all())
+        # then the shared accounts' deltas are in slices, the customer's in its row, and reads add them up
+        assert sliced == {books.gateway: 150_000, books.vat: -4_500}
+        assert rows[books.gateway] == 0
+        assert rows[books.credit] == -145_500
+        assert get_signed_balance(s, books.gateway) == 150_000
+        vat = get_balance(s, AccountCode.VAT_PAYABLE, "Maharashtra")
+        assert (vat, type(vat)) == (4_500, int)  # an int, though the sum of slices is NUMERIC on PostgreSQL
+        assert get_posting_count(s, books.vat) == 3
+    assert rebuild_balances(db, repair=False).ok
+    # when a slice is changed behind the ledger's back
+    with db.unit_of_work(tenant=books.tenant.id) as uow:
+        one = uow.session.execute(
+            select(func.min(BalanceShard.shard)).where(BalanceShard.account_id == books.vat)
+        ).scalar_one()
+        uow.session.execute(
+            update(BalanceShard)
+            .where(BalanceShard.account_id == books.vat, BalanceShard.shard == one)
+            .values(balance_paise=BalanceShard.balance_paise - 7)
+        )
+        uow.commit()
+    checked = rebuild_balances(db, repair=False)
+    rebuilt = rebuild_balances(db)
+    # then rebuild reports the account's row plus slices against its postings, and repairs the sum
+    assert [(d.account_id, d.stored_paise, d.derived_paise) for d in checked.differences] == [
+        (books.vat, -4_507, -4_500)
+    ]
+    assert [(d.account_id, d.stored_paise) for d in rebuilt.differences] == [(books.vat, -4_507)]
+    assert rebuild_balances(db, repair=False).ok
+    with db.unit_of_work(tenant=books.tenant.id, read_only=True) as uow:
+        assert get_signed_balance(uow.session, books.vat) == -4_500
+
+
+def test_a_top_up_creates_no_account_for_a_line_it_does_not_have(db: Database, books: Books) -> None:
+    split = gas_value_for(50_000, 4_850, 300)
+    with db.unit_of_work(tenant=books.tenant.id) as uow:
+        post_topup(
+            uow.session,
+            idempotency_key="vend:1",
+            reference="R1",
+            customer_id=books.customer,
+            state="Maharashtra",
+            source=AccountCode.GATEWAY_CLEARING,
+            allocation=allocate_topup(
+                50_000, instalments_due=0, fixed_charges_due=0, debt_due=0, minimum_paise=1
+            ),
+            split=split,
+        )
+        uow.commit()
+    with db.unit_of_work(tenant=books.tenant.id, read_only=True) as uow:
+        customer_codes = set(
+            uow.session.execute(
+                select(LedgerAccount.code).where(LedgerAccount.party == str(books.customer))
+            ).scalars()
+        )
+    # no debt, instalment or charges receivable was opened for zero lines
+    assert customer_codes == {AccountCode.CUSTOMER_CREDIT.value}

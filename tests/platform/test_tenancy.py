@@ -6,7 +6,13 @@ from sqlalchemy import func, select, update
 
 from citygas.customers.models import Customer
 from citygas.customers.service import do_register_customer
-from citygas.platform.tenancy import ChargeArea, TenantContextMissing, TenantViolation
+from citygas.platform.tenancy import (
+    ChargeArea,
+    TenantContextMissing,
+    TenantFilterMissing,
+    TenantViolation,
+    tenant_filtered,
+)
 from citygas.platform.uow import Database
 from tests.conftest import make_tenant
 
@@ -90,3 +96,25 @@ def test_new_rows_take_the_callers_tenant(db: Database) -> None:
         )
         uow.commit()
     assert customer.tenant_id == a.id  # type: ignore[attr-defined]
+
+
+def test_a_core_statement_on_a_scoped_table_fails_closed_unless_it_filters_by_tenant_itself(
+    db: Database,
+) -> None:
+    # The loader criteria reach ORM entities only: a Core select of customer would read every tenant.
+    a, _ = _customers(db)
+    customers = Customer.__table__
+    with db.unit_of_work(tenant=a.id, read_only=True) as uow:  # type: ignore[attr-defined]
+        with pytest.raises(TenantFilterMissing):
+            uow.session.execute(select(customers.c.name))
+        with pytest.raises(TenantFilterMissing):
+            uow.session.execute(select(func.count()).select_from(customers))
+        # marked, with the tenant filter written by hand, it runs as written
+        names = uow.session.execute(
+            tenant_filtered(select(customers.c.name).where(customers.c.tenant_id == a.id))  # type: ignore[attr-defined]
+        ).scalars()
+        assert list(names) == ["Asha Rao"]
+    with db.unit_of_work(tenant=None, read_only=True) as uow, pytest.raises(TenantContextMissing):  # type: ignore[arg-type]
+        uow.session.execute(tenant_filtered(select(customers.c.name)))
+    with db.system(read_only=True) as uow:  # the platform scope reads across tenants on purpose
+        assert len(uow.session.execute(select(customers.c.name)).all()) == 3

@@ -51,6 +51,21 @@ class AccountBalance(TenantScoped, Base):
     posting_count: Mapped[int] = mapped_column(default=0)
 
 
+class BalanceShard(TenantScoped, Base):
+    """A slice of a tenant-wide account's balance (clearing, VAT payable, token rounding): every vend
+    posts to these, so one balance row would make all of a tenant's vends queue on its lock until they
+    commit. A posting adds its delta to one of `BALANCE_SHARDS` slices instead (chosen per transaction),
+    and the balance is the account's `AccountBalance` row plus the sum of its slices. Derived data like
+    the balance row: `rebuild_balances` checks and repairs the sum."""
+
+    __tablename__ = "ledger_balance_shard"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_account.id"), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    balance_paise: Mapped[int] = mapped_column(default=0)
+    posting_count: Mapped[int] = mapped_column(default=0)
+
+
 class JournalEntry(IdMixin, TenantScoped, Base):
     __tablename__ = "ledger_entry"
     __table_args__ = (

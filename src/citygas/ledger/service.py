@@ -7,19 +7,27 @@ which is a maintenance command with its own units of work.
 
 from __future__ import annotations
 
+import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import partial
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, event, func, select, update
+from sqlalchemy import Table, bindparam, event, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from citygas.ledger.models import AccountBalance, JournalEntry, LedgerAccount, LedgerBook, Posting
+from citygas.ledger.models import (
+    AccountBalance,
+    BalanceShard,
+    JournalEntry,
+    LedgerAccount,
+    LedgerBook,
+    Posting,
+)
 from citygas.ledger.rules import (
     CHART,
     AccountCode,
@@ -40,7 +48,7 @@ from citygas.platform.audit import record
 from citygas.platform.db import Base
 from citygas.platform.errors import Conflict, NotFound, ValidationFailed
 from citygas.platform.ids import uuid7
-from citygas.platform.tenancy import Tenant, current_tenant
+from citygas.platform.tenancy import Tenant, current_tenant, tenant_filtered
 from citygas.platform.time import to_india, utcnow
 from citygas.platform.uow import Database
 from citygas.tariffs.rules import Allocation, GasSplit
@@ -67,14 +75,30 @@ def india_today() -> date:
 # --- the chart ---------------------------------------------------------------------------------------
 
 
-# Account ids never change once an account exists, so the vend path looks them up once per process.
-# Ids seen in a transaction are remembered only when it commits: a rolled-back account must not linger.
+# Account ids never change once an account exists, so the vend path looks the tenant-wide ones (and an
+# agent's or a state's) up once per process. Customers' accounts are not remembered here: there are
+# millions, and the vend reads them with the customer anyway. Ids seen in a transaction are remembered
+# only when it commits: a rolled-back account must not linger.
 _account_ids: dict[tuple[uuid.UUID, str, str], uuid.UUID] = {}
 _SEEN_KEY = "citygas_ledger_accounts_seen"
+
+# The accounts every vend of a tenant posts to keep their balance in slices (`BalanceShard`).
+SHARDED_PARTIES = frozenset({Party.NONE, Party.STATE})
+BALANCE_SHARDS = 16
+_SHARD_KEY = "citygas_ledger_shard"
+
+
+def is_sharded(code: AccountCode) -> bool:
+    return CHART[code].party in SHARDED_PARTIES
 
 
 @event.listens_for(Session, "after_commit")
 def _remember_accounts(session: Session) -> None:
+    if session.in_nested_transaction():
+        # A savepoint was released (SQLAlchemy fires after_commit for it too): the outer transaction may
+        # still roll back, so nothing it created is known to exist yet.
+        return
+    session.info.pop(_SHARD_KEY, None)
     seen = session.info.pop(_SEEN_KEY, None)
     if seen:
         _account_ids.update(seen)
@@ -87,13 +111,54 @@ def _forget_accounts(session: Session, _previous_transaction: Any) -> None:
 
 
 def account_id_for(session: Session, code: AccountCode, party: str | uuid.UUID | None = None) -> uuid.UUID:
-    """The id of `account_for`'s account, without a query once this process has seen it committed."""
-    key = (current_tenant(session), code.value, _party_key(CHART[code].party, party))
+    """The id of `account_for`'s account (created on first use), without a query once this process has
+    seen it committed (customers' accounts excepted)."""
+    tenant_id = current_tenant(session)
+    spec = CHART[code]
+    key = (tenant_id, code.value, _party_key(spec.party, party))
     known = _account_ids.get(key)
     if known is not None:
         return known
-    account_id = account_for(session, code, party).id
-    session.info.setdefault(_SEEN_KEY, {})[key] = account_id
+    found = session.execute(
+        select(LedgerAccount.id).where(LedgerAccount.code == code.value, LedgerAccount.party == key[2])
+    ).scalar_one_or_none()
+    account_id = found if found is not None else _create_account(session, code, key[2])
+    if spec.party is not Party.CUSTOMER:
+        session.info.setdefault(_SEEN_KEY, {})[key] = account_id
+    return account_id
+
+
+def _create_account(session: Session, code: AccountCode, party_key: str) -> uuid.UUID:
+    """Insert the account and its balance row unless a concurrent transaction did; its id either way."""
+    spec = CHART[code]
+    account_id = uuid7()
+    values = {
+        "id": account_id,
+        "tenant_id": current_tenant(session),
+        "code": code.value,
+        "party": party_key,
+        "name": spec.name if not party_key else f"{spec.name} — {party_key}",
+        "kind": spec.kind.value,
+        "created_at": utcnow(),
+    }
+    if not _insert_once(session, LedgerAccount, values, ["tenant_id", "code", "party"]):
+        winner: uuid.UUID = session.execute(
+            select(LedgerAccount.id).where(LedgerAccount.code == code.value, LedgerAccount.party == party_key)
+        ).scalar_one()
+        return winner
+    _insert_once(
+        session,
+        AccountBalance,
+        {"account_id": account_id, "tenant_id": values["tenant_id"], "balance_paise": 0, "posting_count": 0},
+        ["account_id"],
+    )
+    record(
+        session,
+        action="ledger_account.create",
+        entity_type="ledger_account",
+        entity_id=str(account_id),
+        after={k: str(v) for k, v in values.items()},
+    )
     return account_id
 
 
@@ -114,35 +179,7 @@ def account_for(session: Session, code: AccountCode, party: str | uuid.UUID | No
     if found is not None:
         return found
     _book(session, lock=False)
-    account_id = uuid7()
-    values = {
-        "id": account_id,
-        "tenant_id": current_tenant(session),
-        "code": code.value,
-        "party": party_key,
-        "name": spec.name if not party_key else f"{spec.name} — {party_key}",
-        "kind": spec.kind.value,
-        "created_at": utcnow(),
-    }
-    if _insert_once(session, LedgerAccount, values, ["tenant_id", "code", "party"]):
-        _insert_once(
-            session,
-            AccountBalance,
-            {
-                "account_id": account_id,
-                "tenant_id": values["tenant_id"],
-                "balance_paise": 0,
-                "posting_count": 0,
-            },
-            ["account_id"],
-        )
-        record(
-            session,
-            action="ledger_account.create",
-            entity_type="ledger_account",
-            entity_id=str(account_id),
-            after={k: str(v) for k, v in values.items()},
-        )
+    _create_account(session, code, party_key)
     return session.execute(query).scalar_one()
 
 
@@ -150,12 +187,21 @@ def _insert_once(session: Session, model: type[Base], values: dict[str, Any], un
     """INSERT .. ON CONFLICT DO NOTHING on a unique key: True if this call inserted the row. A concurrent
     transaction inserting the same key makes this one wait for its outcome (both databases), and no
     error is raised, so the caller's transaction stays usable without a savepoint."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = cast(Table, model.__table__)
-    # RETURNING says whether a row went in; rowcount is -1 for this statement under psycopg.
+    statement = _insert_once_statement(_dialect(session), cast(Table, model.__table__), tuple(unique))
+    return session.execute(statement, values).first() is not None
+
+
+@cache
+def _insert_once_statement(dialect: str, table: Table, unique: tuple[str, ...]) -> Any:
+    # Built once: building a statement costs more than running it. RETURNING says whether a row went
+    # in; rowcount is -1 for this statement under psycopg.
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     key = next(iter(table.primary_key.columns))
-    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=unique).returning(key)
-    return session.execute(statement).first() is not None
+    return insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(key)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 def _party_key(kind: Party, party: str | uuid.UUID | None) -> str:
@@ -181,21 +227,45 @@ def get_account(session: Session, code: AccountCode, party: str | uuid.UUID | No
     return found
 
 
+def _with_shards(base: Any, account_id: Any) -> Any:
+    """The balance (or count) column of an account's row plus its slices, as one expression."""
+    column = BalanceShard.balance_paise if base.key == "balance_paise" else BalanceShard.posting_count
+    shards = select(func.sum(column)).where(BalanceShard.account_id == account_id).scalar_subquery()
+    return func.coalesce(base, 0) + func.coalesce(shards, 0)
+
+
 def get_balance(session: Session, code: AccountCode, party: str | uuid.UUID | None = None) -> int:
     """An account's balance as people read it (a liability's credit balance is positive); 0 if unused."""
     key = _party_key(CHART[code].party, party)
     signed = session.execute(
-        select(AccountBalance.balance_paise)
-        .join(LedgerAccount, LedgerAccount.id == AccountBalance.account_id)
+        select(_with_shards(AccountBalance.balance_paise, LedgerAccount.id))
+        .select_from(LedgerAccount)
+        .outerjoin(AccountBalance, LedgerAccount.id == AccountBalance.account_id)
         .where(LedgerAccount.code == code.value, LedgerAccount.party == key)
     ).scalar_one_or_none()
-    return in_normal_terms(CHART[code].kind, signed or 0)
+    return in_normal_terms(CHART[code].kind, int(signed or 0))  # int: a sum is NUMERIC on PostgreSQL
 
 
 def get_signed_balance(session: Session, account_id: uuid.UUID) -> int:
-    """Debit-positive balance of one account, from the derived balance table."""
+    """Debit-positive balance of one account, from the derived balance rows."""
     value = session.execute(
-        select(AccountBalance.balance_paise).where(AccountBalance.account_id == account_id)
+        select(_with_shards(AccountBalance.balance_paise, LedgerAccount.id))
+        .select_from(LedgerAccount)
+        .outerjoin(AccountBalance, LedgerAccount.id == AccountBalance.account_id)
+        .where(LedgerAccount.id == account_id)
+    ).scalar_one_or_none()
+    if value is None:
+        raise NotFound(f"no ledger account {account_id}")
+    return int(value)
+
+
+def get_posting_count(session: Session, account_id: uuid.UUID) -> int:
+    """How many posting lines an account has, from the derived balance rows."""
+    value = session.execute(
+        select(_with_shards(AccountBalance.posting_count, LedgerAccount.id))
+        .select_from(LedgerAccount)
+        .outerjoin(AccountBalance, LedgerAccount.id == AccountBalance.account_id)
+        .where(LedgerAccount.id == account_id)
     ).scalar_one_or_none()
     if value is None:
         raise NotFound(f"no ledger account {account_id}")
@@ -242,32 +312,64 @@ def post_entry(
     attempt is still in flight in another transaction (the unique key makes the retry wait for it).
     """
     check_balanced(lines)
+    key, reference = _checked_key_and_reference(idempotency_key, reference)
+    existing = get_entry_by_key(session, key)
+    if existing is not None:
+        return _replay(session, existing, lines)
+    effective = _open_date(session, effective_date)
+    deltas = net_by_account(lines)
+    rows = session.execute(
+        select(LedgerAccount.id, LedgerAccount.code).where(LedgerAccount.id.in_(list(deltas)))
+    )
+    codes: dict[uuid.UUID, str] = {row.id: row.code for row in rows}
+    if missing := set(deltas) - set(codes):
+        raise ValidationFailed(f"unknown ledger account(s): {', '.join(sorted(map(str, missing)))}")
+    sharded = {account_id for account_id, code in codes.items() if is_sharded(AccountCode(code))}
+    return _write_entry(session, key, reference, kind, lines, effective, memo, reverses_id, sharded)
+
+
+def _checked_key_and_reference(idempotency_key: str, reference: str) -> tuple[str, str]:
     key = idempotency_key.strip()
     if not key or len(key) > 120:
         raise ValidationFailed("an idempotency key is 1–120 characters")
     if not reference.strip() or len(reference) > 120:
         raise ValidationFailed("a ledger entry reference is 1–120 characters")
-    existing = get_entry_by_key(session, key)
-    if existing is not None:
-        return _replay(session, existing, lines)
+    return key, reference.strip()
+
+
+def _open_date(session: Session, effective_date: date | None) -> date:
+    """The entry's date, refused if its period is closed (the book row is share-locked until commit)."""
     effective = effective_date or india_today()
-    closed = _book(session, lock=True).closed_through
+    row = session.execute(_book_lock_statement(), {"tenant": current_tenant(session)}).first()
+    closed = row[0] if row is not None else _book(session, lock=True).closed_through
     if closed is not None and effective <= closed:
         raise PeriodClosed(
             f"the books are closed through {closed.isoformat()}; post on a later date",
             closed_through=closed.isoformat(),
         )
-    deltas = net_by_account(lines)
-    known = set(session.execute(select(LedgerAccount.id).where(LedgerAccount.id.in_(list(deltas)))).scalars())
-    if missing := set(deltas) - known:
-        raise ValidationFailed(f"unknown ledger account(s): {', '.join(sorted(map(str, missing)))}")
+    return effective
 
+
+def _write_entry(
+    session: Session,
+    key: str,
+    reference: str,
+    kind: str,
+    lines: Sequence[Line],
+    effective: date,
+    memo: str,
+    reverses_id: uuid.UUID | None,
+    sharded: set[uuid.UUID],
+) -> PostedEntry:
+    """Insert the entry, its lines (one statement) and the balance changes (one statement each for
+    plain rows and slices). The accounts are known to exist in the session's tenant."""
+    tenant_id = current_tenant(session)
     entry_id = uuid7()
     values: dict[str, Any] = {
         "id": entry_id,
-        "tenant_id": current_tenant(session),
+        "tenant_id": tenant_id,
         "idempotency_key": key,
-        "reference": reference.strip(),
+        "reference": reference,
         "kind": kind,
         "memo": memo,
         "effective_date": effective,
@@ -281,9 +383,10 @@ def post_entry(
         if winner is None:  # the winner rolled back between our insert and this read; the caller retries
             raise Conflict(f"a concurrent posting with idempotency key {key} is in doubt; try again")
         return _replay(session, winner, lines)
-    entry = session.get(JournalEntry, entry_id)
-    if entry is None:  # pragma: no cover - we have just inserted it in this transaction
-        raise RuntimeError("the inserted ledger entry is not visible")
+    # The row is in the database: hand the caller the object without reading it back.
+    entry = JournalEntry(**values)
+    make_transient_to_detached(entry)
+    session.add(entry)
     record(
         session,
         action="ledger_entry.create",
@@ -294,43 +397,81 @@ def post_entry(
             "lines": [[str(line.account_id), line.signed_paise] for line in lines],
         },
     )
-
-    session.add_all(
-        Posting(
-            id=uuid7(),
-            entry_id=entry.id,
-            account_id=line.account_id,
-            line_no=n,
-            amount_paise=line.signed_paise,
-        )
-        for n, line in enumerate(lines, start=1)
+    session.execute(
+        _plain_insert(cast(Table, Posting.__table__)),
+        [
+            {
+                "id": uuid7(),
+                "tenant_id": tenant_id,
+                "entry_id": entry_id,
+                "account_id": line.account_id,
+                "line_no": n,
+                "amount_paise": line.signed_paise,
+            }
+            for n, line in enumerate(lines, start=1)
+        ],
     )
-    counts: dict[uuid.UUID, int] = {}
-    for line in lines:
-        counts[line.account_id] = counts.get(line.account_id, 0) + 1
-    # A conditional increment, never read-modify-write; rows are locked in account-id order so two
-    # entries touching the same accounts queue instead of deadlocking on PostgreSQL.
-    for account_id in sorted(deltas):
-        _add_to_balance(session, account_id, deltas[account_id], counts[account_id])
-    session.flush()
+    _add_to_balances(session, tenant_id, lines, sharded)
     return PostedEntry(entry, replayed=False)
 
 
-def _add_to_balance(session: Session, account_id: uuid.UUID, delta: int, count: int) -> None:
-    updated = session.execute(
-        update(AccountBalance)
-        .where(AccountBalance.account_id == account_id)
-        .values(
-            balance_paise=AccountBalance.balance_paise + delta,
-            posting_count=AccountBalance.posting_count + count,
+@cache
+def _plain_insert(table: Table) -> Any:
+    return insert(table)
+
+
+@cache
+def _add_to_row_statement(dialect: str, table: Table, key: tuple[str, ...]) -> Any:
+    """INSERT a delta, or add it to the row already there: one statement, run for many rows at once."""
+    upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return upsert.on_conflict_do_update(
+        index_elements=list(key),
+        set_={
+            "balance_paise": table.c.balance_paise + upsert.excluded.balance_paise,
+            "posting_count": table.c.posting_count + upsert.excluded.posting_count,
+        },
+    )
+
+
+def _add_to_balances(
+    session: Session, tenant_id: uuid.UUID, lines: Sequence[Line], sharded: set[uuid.UUID]
+) -> None:
+    """Conditional increments, never read-modify-write, as upserts (a row missing for an account made
+    outside `account_for` is created, as rebuild would). Rows are locked in account-id order so two
+    entries touching the same accounts queue instead of deadlocking on PostgreSQL. Tenant-wide accounts
+    take their delta into one slice, the same for all of them in this transaction, so concurrent
+    vends rarely meet on a row; the slices go last, to hold their locks for the shortest time."""
+    deltas = net_by_account(lines)
+    counts: dict[uuid.UUID, int] = {}
+    for line in lines:
+        counts[line.account_id] = counts.get(line.account_id, 0) + 1
+    dialect = _dialect(session)
+    plain = [
+        {"account_id": a, "tenant_id": tenant_id, "balance_paise": deltas[a], "posting_count": counts[a]}
+        for a in sorted(deltas)
+        if a not in sharded
+    ]
+    if plain:
+        table = cast(Table, AccountBalance.__table__)
+        session.execute(_add_to_row_statement(dialect, table, ("account_id",)), plain)
+    if hot := [a for a in sorted(deltas) if a in sharded]:
+        shard = session.info.get(_SHARD_KEY)
+        if shard is None:
+            shard = session.info[_SHARD_KEY] = random.randrange(BALANCE_SHARDS)  # noqa: S311 - spreading, not secrecy
+        table = cast(Table, BalanceShard.__table__)
+        session.execute(
+            _add_to_row_statement(dialect, table, ("account_id", "shard")),
+            [
+                {
+                    "account_id": a,
+                    "shard": shard,
+                    "tenant_id": tenant_id,
+                    "balance_paise": deltas[a],
+                    "posting_count": counts[a],
+                }
+                for a in hot
+            ],
         )
-        .returning(AccountBalance.account_id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if updated is None:
-        # An account made outside `account_for` has no balance row yet; rebuild would create it too.
-        session.add(AccountBalance(account_id=account_id, balance_paise=delta, posting_count=count))
-        session.flush()
 
 
 def _replay(session: Session, existing: JournalEntry, lines: Sequence[Line]) -> PostedEntry:
@@ -365,6 +506,17 @@ def reverse_entry(
 
 
 # --- the period close --------------------------------------------------------------------------------
+
+
+@cache
+def _book_lock_statement() -> Any:
+    """`_book(lock=True)`'s read of the one column a posting needs, built once; filtered by tenant here."""
+    book = cast(Table, LedgerBook.__table__)
+    return tenant_filtered(
+        select(book.c.closed_through)
+        .where(book.c.tenant_id == bindparam("tenant"))
+        .with_for_update(read=True)
+    )
 
 
 def _book(session: Session, *, lock: bool) -> LedgerBook:
@@ -495,9 +647,21 @@ def _rebuild_chunk(
     balances_query = (
         select(AccountBalance).where(AccountBalance.account_id.in_(ids)).order_by(AccountBalance.account_id)
     )
+    shards_query = (
+        select(BalanceShard)
+        .where(BalanceShard.account_id.in_(ids))
+        .order_by(BalanceShard.account_id, BalanceShard.shard)
+    )
     if repair:
         balances_query = balances_query.with_for_update()
+        shards_query = shards_query.with_for_update()
     stored = {b.account_id: b for b in session.execute(balances_query).scalars()}
+    # The slices of tenant-wide accounts count with their row; locked too, so that a posting that has
+    # already added to one is waited for, and one that has not yet will add after the repair.
+    sliced: dict[uuid.UUID, tuple[int, int]] = {}
+    for shard in session.execute(shards_query).scalars():
+        paise, count = sliced.get(shard.account_id, (0, 0))
+        sliced[shard.account_id] = (paise + shard.balance_paise, count + shard.posting_count)
     derived = {
         account_id: (int(total), int(count))
         for account_id, total, count in session.execute(
@@ -510,7 +674,10 @@ def _rebuild_chunk(
         report.accounts += 1
         total, count = derived.get(account.id, (0, 0))
         row = stored.get(account.id)
-        if row is not None and row.balance_paise == total and row.posting_count == count:
+        in_slices, counted_in_slices = sliced.get(account.id, (0, 0))
+        stored_total = row.balance_paise + in_slices if row is not None else None
+        stored_count = row.posting_count + counted_in_slices if row is not None else None
+        if stored_total == total and stored_count == count:
             continue
         report.differences.append(
             BalanceDifference(
@@ -518,18 +685,25 @@ def _rebuild_chunk(
                 account_id=account.id,
                 code=account.code,
                 party=account.party,
-                stored_paise=row.balance_paise if row is not None else None,
+                stored_paise=stored_total,
                 derived_paise=total,
-                stored_count=row.posting_count if row is not None else None,
+                stored_count=stored_count,
                 derived_count=count,
             )
         )
         if repair:
+            # The row takes what the slices do not hold, so row + slices = the postings again.
             if row is None:
-                session.add(AccountBalance(account_id=account.id, balance_paise=total, posting_count=count))
+                session.add(
+                    AccountBalance(
+                        account_id=account.id,
+                        balance_paise=total - in_slices,
+                        posting_count=count - counted_in_slices,
+                    )
+                )
             else:
-                row.balance_paise = total
-                row.posting_count = count
+                row.balance_paise = total - in_slices
+                row.posting_count = count - counted_in_slices
     session.flush()
     return len(accounts) < chunk_size, ids[-1]
 
@@ -554,41 +728,45 @@ def post_topup(
     split: GasSplit,
     rounding_paise: int = 0,
     effective_date: date | None = None,
+    customer_accounts: Mapping[AccountCode, uuid.UUID] | None = None,
 ) -> PostedEntry:
     """The entry of one top-up: the money arrives in `source` (a clearing account, or the agent's float),
     the waterfall's deductions settle the customer's receivables, VAT goes to the state, and the gas value
     becomes the customer's prepaid credit (a liability until the gas is burnt). `rounding_paise` is what
-    the token carries beyond the gas value (STS amounts round up), given by the CGD."""
+    the token carries beyond the gas value (STS amounts round up), given by the CGD.
+    `customer_accounts` are ids of the customer's accounts the caller has read in this transaction (in
+    the session's tenant); accounts not given are looked up, and created on first use."""
     if split.gross_paise != allocation.gas_credit_paise:
         raise ValidationFailed("the gas split must be of the allocation's gas credit")
     if rounding_paise < 0:
         raise ValidationFailed("token rounding is never negative: a token carries at least what was paid")
-    account = partial(account_id_for, session)
-    lines = nonzero_lines(
-        (Side.DEBIT, account(source, source_party), allocation.amount_paise),
-        (Side.DEBIT, account(AccountCode.TOKEN_ROUNDING), rounding_paise),
-        (Side.CREDIT, account(AccountCode.DEBT_RECEIVABLE, customer_id), allocation.debt_paise),
-        (
-            Side.CREDIT,
-            account(AccountCode.INSTALMENT_RECEIVABLE, customer_id),
-            allocation.instalment_paise,
-        ),
-        (Side.CREDIT, account(AccountCode.CHARGES_RECEIVABLE, customer_id), allocation.fixed_charge_paise),
-        (Side.CREDIT, account(AccountCode.VAT_PAYABLE, state), split.vat_paise),
-        (
-            Side.CREDIT,
-            account(AccountCode.CUSTOMER_CREDIT, customer_id),
-            split.gas_value_paise + rounding_paise,
-        ),
+    wanted = (
+        (Side.DEBIT, source, source_party, allocation.amount_paise),
+        (Side.DEBIT, AccountCode.TOKEN_ROUNDING, None, rounding_paise),
+        (Side.CREDIT, AccountCode.DEBT_RECEIVABLE, customer_id, allocation.debt_paise),
+        (Side.CREDIT, AccountCode.INSTALMENT_RECEIVABLE, customer_id, allocation.instalment_paise),
+        (Side.CREDIT, AccountCode.CHARGES_RECEIVABLE, customer_id, allocation.fixed_charge_paise),
+        (Side.CREDIT, AccountCode.VAT_PAYABLE, state, split.vat_paise),
+        (Side.CREDIT, AccountCode.CUSTOMER_CREDIT, customer_id, split.gas_value_paise + rounding_paise),
     )
-    return post_entry(
-        session,
-        idempotency_key=idempotency_key,
-        reference=reference,
-        kind="topup",
-        lines=lines,
-        effective_date=effective_date,
-    )
+    known = customer_accounts or {}
+    sharded: set[uuid.UUID] = set()
+    parts: list[tuple[Side, uuid.UUID, int]] = []
+    for side, code, party, paise in wanted:
+        if not paise:  # no line, so no account to look up or create for it
+            continue
+        given = known.get(code) if CHART[code].party is Party.CUSTOMER else None
+        account_id = given or account_id_for(session, code, party)
+        if is_sharded(code):
+            sharded.add(account_id)
+        parts.append((side, account_id, paise))
+    lines = nonzero_lines(*parts)
+    check_balanced(lines)
+    key, reference = _checked_key_and_reference(idempotency_key, reference)
+    effective = _open_date(session, effective_date)
+    # No look-up of the key first: the vend's claim makes a retry of a top-up rare, and the unique key
+    # still finds the first entry when one comes.
+    return _write_entry(session, key, reference, "topup", lines, effective, "", None, sharded)
 
 
 def post_gas_used(

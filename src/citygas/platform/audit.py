@@ -16,9 +16,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect, select
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    bindparam,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from citygas.platform.auditable import Audited
@@ -75,19 +89,42 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+_HASHED = (
+    "tenant_id",
+    "seq",
+    "at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "entity_type",
+    "entity_id",
+    "before",
+    "after",
+    "request_id",
+    "reason",
+    "prev_hash",
+)
+
+
 def entry_digest(entry: AuditEntry) -> str:
+    return _digest({column: getattr(entry, column) for column in _HASHED})
+
+
+def _digest(row: dict[str, Any]) -> str:
+    """The hash of a row of `audit_entry` as its column values (the chain's canonical form)."""
     body = {
-        "tenant_id": str(entry.tenant_id),
-        "seq": entry.seq,
-        "at": entry.at.isoformat(),
-        "actor": [entry.actor_kind, str(entry.actor_id) if entry.actor_id else None, entry.actor_label],
-        "action": entry.action,
-        "entity": [entry.entity_type, entry.entity_id],
-        "before": entry.before,
-        "after": entry.after,
-        "request_id": entry.request_id,
-        "reason": entry.reason,
-        "prev": entry.prev_hash,
+        "tenant_id": str(row["tenant_id"]),
+        "seq": row["seq"],
+        "at": row["at"].isoformat(),
+        "actor": [row["actor_kind"], str(row["actor_id"]) if row["actor_id"] else None, row["actor_label"]],
+        "action": row["action"],
+        "entity": [row["entity_type"], row["entity_id"]],
+        "before": row["before"],
+        "after": row["after"],
+        "request_id": row["request_id"],
+        "reason": row["reason"],
+        "prev": row["prev_hash"],
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -144,42 +181,97 @@ def record(
     )
 
 
-def _append(session: Session, pending: list[_PendingEntry]) -> list[AuditEntry]:
+def record_created(session: Session, obj: Audited) -> None:
+    """The audit row of an `Audited` row that was inserted with a Core statement (which the flush hook
+    does not see), exactly as the flush would have written it. Call it with the object as inserted."""
+    _, after = _row_changes(obj, only_changed=False)
+    session.info.setdefault(_PENDING_KEY, []).append(_pending_for(session, obj, "create", None, after))
+
+
+def _append(session: Session, pending: list[_PendingEntry]) -> int:
+    """Chain the entries onto each tenant's head: lock and read the head, insert the entries (one
+    statement), move the head. Core statements built once: this runs in every transaction's last
+    moments, while the head is locked, so it has to be quick. Returns how many entries were written."""
     actor = actor_of(session)
     at = utcnow()
-    written: list[AuditEntry] = []
+    request_id, reason = request_id_of(session), reason_of(session)
+    written = 0
     for tenant_id in sorted({p.tenant_id for p in pending}):  # fixed lock order avoids deadlocks
         with session.no_autoflush:
-            head = session.execute(
-                select(AuditChainHead).where(AuditChainHead.tenant_id == tenant_id).with_for_update()
-            ).scalar_one_or_none()
-        if head is None:
-            head = AuditChainHead(tenant_id=tenant_id, last_seq=0, last_hash=GENESIS)
-            session.add(head)
+            head = session.execute(_head_statement(), {"tenant": tenant_id}).first()
+        last_seq, last_hash = (head[0], head[1]) if head is not None else (0, GENESIS)
+        rows: list[dict[str, Any]] = []
         for p in (p for p in pending if p.tenant_id == tenant_id):
-            entry = AuditEntry(
-                id=uuid7(),
-                tenant_id=tenant_id,
-                seq=head.last_seq + 1,
-                at=at,
-                actor_kind=actor.kind,
-                actor_id=actor.id,
-                actor_label=actor.label,
-                action=p.action,
-                entity_type=p.entity_type,
-                entity_id=p.entity_id,
-                before=p.before,
-                after=p.after,
-                request_id=request_id_of(session),
-                reason=reason_of(session),
-                prev_hash=head.last_hash,
-            )
-            entry.hash = entry_digest(entry)
-            head.last_seq = entry.seq
-            head.last_hash = entry.hash
-            session.add(entry)
-            written.append(entry)
+            row: dict[str, Any] = {
+                "id": uuid7(),
+                "tenant_id": tenant_id,
+                "seq": last_seq + 1,
+                "at": at,
+                "actor_kind": actor.kind,
+                "actor_id": actor.id,
+                "actor_label": actor.label,
+                "action": p.action,
+                "entity_type": p.entity_type,
+                "entity_id": p.entity_id,
+                "before": p.before,
+                "after": p.after,
+                "request_id": request_id,
+                "reason": reason,
+                "prev_hash": last_hash,
+            }
+            row["hash"] = _digest(row)
+            last_seq, last_hash = row["seq"], row["hash"]
+            rows.append(row)
+        moved = {"tenant": tenant_id, "seq": last_seq, "hash": last_hash}
+        if head is None:
+            session.add(AuditChainHead(tenant_id=tenant_id, last_seq=last_seq, last_hash=last_hash))
+            session.flush()
+            session.execute(_insert_entries_statement(), rows)
+        elif session.get_bind().dialect.name == "postgresql":
+            # Head and rows in one statement: the head stays locked until commit, so a round trip saved
+            # here is one that every other transaction of the tenant waits less.
+            session.execute(_MOVE_HEAD_AND_INSERT, {**moved, "rows": json.dumps(rows, default=_jsonable)})
+        else:
+            session.execute(_move_head_statement(), moved)
+            session.execute(_insert_entries_statement(), rows)
+        written += len(rows)
     return written
+
+
+_MOVE_HEAD_AND_INSERT = text(
+    "WITH moved AS (UPDATE audit_chain_head SET last_seq = :seq, last_hash = :hash "
+    "WHERE tenant_id = :tenant) "
+    "INSERT INTO audit_entry (id, tenant_id, seq, at, actor_kind, actor_id, actor_label, action, "
+    "entity_type, entity_id, before, after, request_id, reason, prev_hash, hash) "
+    "SELECT id, tenant_id, seq, at, actor_kind, actor_id, actor_label, action, entity_type, entity_id, "
+    "before, after, request_id, reason, prev_hash, hash "
+    "FROM json_populate_recordset(NULL::audit_entry, CAST(:rows AS json))"
+)
+
+
+@cache
+def _head_statement() -> Any:
+    head = cast(Table, AuditChainHead.__table__)
+    return (
+        select(head.c.last_seq, head.c.last_hash)
+        .where(head.c.tenant_id == bindparam("tenant"))
+        .with_for_update()
+    )
+
+
+@cache
+def _move_head_statement() -> Any:
+    head = cast(Table, AuditChainHead.__table__)
+    return (
+        update(head)
+        .where(head.c.tenant_id == bindparam("tenant"))
+        .values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
+    )
+
+
+@cache
+def _insert_entries_statement() -> Any:
+    return insert(cast(Table, AuditEntry.__table__))
 
 
 def collect_row_changes(session: Session) -> None:

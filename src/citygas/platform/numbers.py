@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import ForeignKey, String, update
+from sqlalchemy import ForeignKey, String, Table, bindparam, case, func, insert, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -36,30 +39,95 @@ class NumberSequence(Base):
 
 
 def next_number(session: Session, kind: NumberKind, *, width: int = 8) -> str:
-    """The next printable number of this kind for the session's tenant, e.g. 'DGN-C-00000042'."""
+    """The next printable number of this kind for the session's tenant, e.g. 'DGN-C-00000042'.
+
+    One statement: the counter row stays locked until the caller's transaction ends, so callers on a
+    hot path (the vend) take their number as late as they can."""
     tenant_id = current_tenant(session)
-    value = _increment(session, tenant_id, kind)
-    code = session.get(Tenant, tenant_id)
-    prefix = code.code if code is not None else "X"
-    return f"{prefix}-{kind.value}-{value:0{width}d}"
+    value, prefix = _increment(session, tenant_id, kind)
+    return f"{prefix or 'X'}-{kind.value}-{value:0{width}d}"
 
 
-def _increment(session: Session, tenant_id: uuid.UUID, kind: NumberKind) -> int:
-    bump = (
-        update(NumberSequence)
-        .where(NumberSequence.tenant_id == tenant_id, NumberSequence.kind == kind.value)
-        .values(last_value=NumberSequence.last_value + 1)
-        .returning(NumberSequence.last_value)
+@cache
+def _bump() -> Any:
+    """The increment, built once (building costs more than running it), with the tenant's code."""
+    sequence, tenant = cast(Table, NumberSequence.__table__), cast(Table, Tenant.__table__)
+    code = select(tenant.c.code).where(tenant.c.id == bindparam("tenant")).scalar_subquery()
+    return (
+        update(sequence)
+        .where(sequence.c.tenant_id == bindparam("tenant"), sequence.c.kind == bindparam("number_kind"))
+        .values(last_value=sequence.c.last_value + 1)
+        .returning(sequence.c.last_value, code)
     )
-    value = session.execute(bump).scalar_one_or_none()
-    if value is not None:
-        return int(value)
-    # First number of this kind for the tenant: create the counter (a concurrent first caller may win
-    # the race, which ON CONFLICT absorbs), then take the number under the row lock like everyone else.
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def insert_numbered(
+    session: Session, kind: NumberKind, table: Table, values: dict[str, Any], column: str, *, width: int = 8
+) -> str:
+    """INSERT a row of `table` with `values` and the next number of `kind` in `column`; the number.
+
+    The counter row stays locked until the transaction ends, and every caller of the tenant queues on it,
+    so each round trip after taking the number counts. On PostgreSQL this is ONE statement (the
+    increment is a data-modifying CTE the INSERT selects from); on SQLite, whose writers queue on the
+    database lock from BEGIN anyway, `next_number` and a plain INSERT."""
+    if session.get_bind().dialect.name != "postgresql":
+        number = next_number(session, kind, width=width)
+        session.execute(_plain_insert(table), {**values, column: number})
+        return number
+    params = {f"v_{key}": value for key, value in values.items()}
+    params |= {"number_tenant": current_tenant(session), "number_kind": kind.value}
+    statement = _numbered_insert(table, column, width)
+    row = session.execute(statement, params).first()
+    if row is None:  # no counter of this kind yet: create it as `next_number` does, and go again
+        _create_counter(session, current_tenant(session), kind)
+        row = session.execute(statement, params).one()
+    return str(row[0])
+
+
+@cache
+def _plain_insert(table: Table) -> Any:
+    return insert(table)
+
+
+@cache
+def _numbered_insert(table: Table, column: str, width: int) -> Any:
+    sequence, tenant = cast(Table, NumberSequence.__table__), cast(Table, Tenant.__table__)
+    code = select(tenant.c.code).where(tenant.c.id == bindparam("number_tenant")).scalar_subquery()
+    taken = (
+        update(sequence)
+        .where(
+            sequence.c.tenant_id == bindparam("number_tenant"), sequence.c.kind == bindparam("number_kind")
+        )
+        .values(last_value=sequence.c.last_value + 1)
+        .returning(sequence.c.last_value.label("value"), code.label("code"))
+        .cte("taken")
+    )
+    digits = sql_cast(taken.c.value, String)
+    # As next_number prints it: zero-padded to `width`, never cut (lpad would cut a longer number).
+    padded = case((func.length(digits) >= width, digits), else_=func.lpad(digits, width, "0"))
+    number = func.coalesce(taken.c.code, "X") + "-" + bindparam("number_kind", type_=String) + "-" + padded
+    others = [c for c in table.columns if c.key != column]
+    chosen = select(*(bindparam(f"v_{c.key}", type_=c.type) for c in others), number).select_from(taken)
+    return insert(table).from_select([*(c.key for c in others), column], chosen).returning(table.c[column])
+
+
+def _create_counter(session: Session, tenant_id: uuid.UUID, kind: NumberKind) -> None:
+    insert_once = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
-        insert(NumberSequence)
+        insert_once(NumberSequence)
         .values(tenant_id=tenant_id, kind=kind.value, last_value=0)
         .on_conflict_do_nothing(index_elements=["tenant_id", "kind"])
     )
-    return int(session.execute(bump).scalar_one())
+
+
+def _increment(session: Session, tenant_id: uuid.UUID, kind: NumberKind) -> tuple[int, str | None]:
+    bump = _bump()
+    params = {"tenant": tenant_id, "number_kind": kind.value}
+    row = session.execute(bump, params).one_or_none()
+    if row is not None:
+        return int(row[0]), row[1]
+    # First number of this kind for the tenant: create the counter (a concurrent first caller may win
+    # the race, which ON CONFLICT absorbs), then take the number under the row lock like everyone else.
+    _create_counter(session, tenant_id, kind)
+    value, prefix = session.execute(bump, params).one()
+    return int(value), prefix

@@ -8,15 +8,19 @@ How the wall works:
 - A query on a session with no tenant fails closed with `TenantContextMissing`, unless the caller
   asked for the platform scope explicitly (`SYSTEM`), which only platform code paths do
   (login look-ups, the operator's tenant admin, the worker).
+- A Core statement (on `Model.__table__`, no ORM entity) is out of reach of the loader criteria, so
+  on a tenant-scoped table it fails closed too (`TenantFilterMissing`) unless it is marked with
+  `tenant_filtered(...)`: its author wrote `tenant_id = :tenant` on every scoped table by hand. Hot
+  paths (the vend) use that to skip the per-statement cost of the criteria.
 - A new row gets the caller's tenant; a row claiming another tenant is refused at flush.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import ForeignKey, Index, String, Table, event
+from sqlalchemy import Executable, ForeignKey, Index, String, Table, event
 from sqlalchemy.orm import (
     Mapped,
     ORMExecuteState,
@@ -32,10 +36,16 @@ from citygas.platform.db import Base, IdMixin
 
 TENANT_KEY: Final = "citygas_tenant_id"
 SYSTEM: Final = "system"
+TENANT_FILTERED: Final = "citygas_tenant_filtered"
+_S = TypeVar("_S", bound=Executable)
 
 
 class TenantContextMissing(RuntimeError):
     """A tenant-scoped query ran without a tenant: a programming error, never a user's."""
+
+
+class TenantFilterMissing(TenantContextMissing):
+    """A Core statement on a tenant-scoped table that does not say it filters by tenant itself."""
 
 
 class TenantViolation(RuntimeError):
@@ -59,6 +69,13 @@ def current_tenant(session: Session) -> uuid.UUID:
     if not isinstance(tenant, uuid.UUID):
         raise TenantContextMissing("this operation needs a tenant and the session has none")
     return tenant
+
+
+def tenant_filtered(statement: _S) -> _S:
+    """Mark a Core statement whose every tenant-scoped table is filtered by `tenant_id` in the statement
+    itself (the author's promise, kept next to the statement): the central scoping then only checks that
+    the session has a tenant. For hot paths; everything else uses ORM statements and the criteria."""
+    return statement.execution_options(**{TENANT_FILTERED: True})
 
 
 def is_system(session: Session) -> bool:
@@ -96,12 +113,23 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
     tenant = state.session.info.get(TENANT_KEY)
     if tenant == SYSTEM:
         return
+    if state.execution_options.get(TENANT_FILTERED):
+        if not isinstance(tenant, uuid.UUID):
+            raise TenantContextMissing("a tenant-filtered statement ran on a session without a tenant")
+        return
     entities = _scoped_entities(state.statement)
     if not entities:
         return
     if not isinstance(tenant, uuid.UUID):
         raise TenantContextMissing(
             "a tenant-scoped query ran on a session without a tenant; set one or use the SYSTEM scope"
+        )
+    if not state.is_orm_statement:
+        # Loader criteria reach ORM entities only: a Core statement would read every tenant's rows.
+        names = ", ".join(sorted(e.__name__ for e in entities))
+        raise TenantFilterMissing(
+            f"a Core statement on tenant-scoped {names} is not scoped; use ORM entities, or filter "
+            "by tenant_id by hand and mark it with tenant_filtered()"
         )
     # One criteria option per model: the option for the mixin as a whole does not reach a model that
     # appears only in select_from() or a correlated subquery.

@@ -92,7 +92,7 @@ def create_vend(
         payment_reference=body.payment_reference,
     )
     outcome = do_vend(uow.session, vend_request, master_key=request.app.state.settings.master_key_bytes)
-    answer = vend_body(uow.session, outcome.vend)
+    answer = vend_body(uow.session, outcome.vend, customer=outcome.customer, meter=outcome.meter)
     if not outcome.replayed:
         uow.because(f"vend through the API ({principal.label})").commit()
     return JSONResponse(answer, status_code=200 if outcome.replayed else 201)

@@ -6,6 +6,12 @@ if the first attempt crashed, its transaction rolled back with the claim, the TI
 the ledger entry, and the retry vends afresh. Nothing of a vend is ever half-written.
 
 `do_vend` never commits: the channel that received the money commits its own rows and the vend together.
+
+Fast by design (see docs/vending.md, "Performance"): about a dozen statements; everything a vend reads
+comes in two (the customer with meter, model and key; then today's vends, balances, instalment plan,
+rate and VAT); the ledger entry is three writes; and the rows every vend of a tenant shares are taken
+last, so they are held for the fewest round trips: the balance slices of tenant-wide accounts, then the
+receipt number counter, then (at commit) the audit chain head.
 """
 
 from __future__ import annotations
@@ -13,25 +19,29 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, and_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from citygas.customers.models import Customer
-from citygas.ledger.rules import AccountCode
-from citygas.ledger.service import get_balance, post_topup
+from citygas.ledger.models import AccountBalance, LedgerAccount
+from citygas.ledger.rules import CHART, AccountCode, in_normal_terms
+from citygas.ledger.service import is_sharded, post_topup
 from citygas.meters.models import Meter, MeterModel, VendingKey
 from citygas.meters.service import allocate_tid, decoder_key_for, decoder_parameters
 from citygas.notifications import ports as notifications
+from citygas.platform.audit import record_created
 from citygas.platform.errors import Conflict, DomainError, NotFound
-from citygas.platform.numbers import NumberKind, next_number
+from citygas.platform.ids import uuid7
+from citygas.platform.numbers import NumberKind, insert_numbered
 from citygas.platform.outbox import emit
-from citygas.platform.tenancy import current_tenant
+from citygas.platform.tenancy import ChargeArea, GeographicalArea, current_tenant, tenant_filtered
 from citygas.platform.time import INDIA, utcnow
 from citygas.sts import (
     AmountConvention,
@@ -43,8 +53,9 @@ from citygas.sts import (
     issue_set_tariff_rate,
     next_base_date,
 )
-from citygas.tariffs.rules import AmountOutOfRange, allocate_topup, gas_value_for, instalment_due
-from citygas.tariffs.service import get_active_instalment_plan, get_gas_quote, terms_of
+from citygas.tariffs.models import GasTariff, InstalmentPlan, TaxRate
+from citygas.tariffs.rules import AmountOutOfRange, TaxKind, allocate_topup, gas_value_for, instalment_due
+from citygas.tariffs.service import get_gas_quote, terms_of
 from citygas.vending.models import Vend, VendClaim
 from citygas.vending.rules import DEFAULT_LIMITS, Channel, TokenKind, VendLimits, VendRequest
 
@@ -78,6 +89,37 @@ class IdempotencyConflict(Conflict):
 class VendOutcome:
     vend: Vend
     replayed: bool  # True: this key had vended already; nothing new was written
+    # The rows the vend read, for `vend_body` without reading them again (None on a replay).
+    customer: Customer | None = field(default=None, compare=False, repr=False)
+    meter: Meter | None = field(default=None, compare=False, repr=False)
+
+
+INSTALLED = ("installed", "commissioned", "active", "suspended", "faulty")
+RECEIVABLES = (
+    AccountCode.DEBT_RECEIVABLE,
+    AccountCode.CHARGES_RECEIVABLE,
+    AccountCode.INSTALMENT_RECEIVABLE,
+)
+CUSTOMER_ACCOUNTS = (*RECEIVABLES, AccountCode.CUSTOMER_CREDIT)
+assert not any(is_sharded(code) for code in CUSTOMER_ACCOUNTS)  # their balance is the one row read below
+
+
+class Price(NamedTuple):
+    rate_paise_per_scm: int
+    state: str
+    vat_bp: int
+
+
+@dataclass(frozen=True)
+class VendContext:
+    """What the checks, the waterfall and the pricing read, in one statement."""
+
+    vends_today: int
+    paid_today_paise: int
+    receivable_paise: dict[AccountCode, int]  # in normal terms, 0 where the account does not exist yet
+    account_ids: dict[AccountCode, uuid.UUID]  # the customer's accounts that exist
+    plan_id: uuid.UUID | None
+    price: Price | None  # None: no rate or VAT in force (or no state): the slow path says which
 
 
 # Crash tests set this to raise at a named step; production never does.
@@ -98,20 +140,22 @@ def do_vend(
     if replay is not None:
         return replay
     checkpoint("claimed")
-    customer, meter, model = _resolve(session, request)
+    customer, meter, model, _key_row = _resolve(session, request)  # held: the key derivation reads it
     _check_meter(meter)
-    _check_limits(session, customer, request.amount_paise, limits, now)
-    quote = get_gas_quote(session, customer.charge_area_id, now)
-    allocation = _allocate(session, customer, request.amount_paise, limits)
-    split = gas_value_for(allocation.gas_credit_paise, quote.rate_paise_per_scm, quote.vat_bp)
+    _check_amount(request.amount_paise, limits)
+    context = read_context(session, customer, now)
+    _check_daily(context, request.amount_paise, limits)
+    price = context.price or _slow_price(session, customer, now)
+    allocation = _allocate(session, context, request.amount_paise, limits)
+    split = gas_value_for(allocation.gas_credit_paise, price.rate_paise_per_scm, price.vat_bp)
     checkpoint("priced")
 
     tokens: list[dict[str, Any]] = []
     if meter.key_change_pending:
         tokens.extend(_key_change_tokens(session, meter, master_key))
     key = decoder_key_for(session, meter, master_key=master_key)
-    if model.mode == "currency" and meter.tariff_on_meter != quote.rate_paise_per_scm:
-        tokens.append(_tariff_token(session, meter, key, quote.rate_paise_per_scm, now))
+    if model.mode == "currency" and meter.tariff_on_meter != price.rate_paise_per_scm:
+        tokens.append(_tariff_token(session, meter, key, price.rate_paise_per_scm, now))
     credit_token, carried = _credit_token(
         session, meter, model, key, split.gas_value_paise, split.litres, now
     )
@@ -119,46 +163,57 @@ def do_vend(
     if model.mode == "currency":
         rounding = carried - split.gas_value_paise
     else:  # the litres the token carries beyond those paid for, at the vend's rate, given by the CGD
-        rounding = (carried - split.litres) * quote.rate_paise_per_scm // 1000
+        rounding = (carried - split.litres) * price.rate_paise_per_scm // 1000
     checkpoint("tokens")
 
-    receipt = next_number(session, NumberKind.RECEIPT)
+    vend_id = uuid7()
+    # The entry names the vend, not its receipt number: the number is taken after it (below), so that the
+    # tenant's counter is held for as short a time as possible. The vend row links the two.
     entry = post_topup(
         session,
         idempotency_key=f"vend:{request.idempotency_key}",
-        reference=receipt,
+        reference=f"vend {vend_id}",
         customer_id=customer.id,
-        state=quote.state,
+        state=price.state,
         source=SOURCE_ACCOUNT[request.channel],
         source_party=request.source_party,
         allocation=allocation,
         split=split,
         rounding_paise=rounding,
         effective_date=now.astimezone(INDIA).date(),
+        customer_accounts=context.account_ids,
     )
     checkpoint("posted")
-    vend = Vend(
-        idempotency_key=request.idempotency_key,
-        fingerprint=request.fingerprint(),
-        channel=request.channel.value,
-        source_party=request.source_party,
-        payment_reference=request.payment_reference,
-        receipt_number=receipt,
-        customer_id=customer.id,
-        meter_id=meter.id,
-        amount_paise=request.amount_paise,
-        gas_credit_paise=split.gas_value_paise + rounding,
-        gas_litres=split.litres,
-        vat_paise=split.vat_paise,
-        rounding_paise=rounding,
-        rate_paise_per_scm=quote.rate_paise_per_scm,
-        deductions=[{"kind": kind, "amount_paise": paise} for kind, paise in allocation.deductions],
-        tokens=tokens,
-        ledger_entry_id=entry.entry.id,
-        created_at=now,
-    )
+    values: dict[str, Any] = {
+        "id": vend_id,
+        "tenant_id": current_tenant(session),
+        "idempotency_key": request.idempotency_key,
+        "fingerprint": request.fingerprint(),
+        "channel": request.channel.value,
+        "source_party": request.source_party,
+        "payment_reference": request.payment_reference,
+        "customer_id": customer.id,
+        "meter_id": meter.id,
+        "amount_paise": request.amount_paise,
+        "gas_credit_paise": split.gas_value_paise + rounding,
+        "gas_litres": split.litres,
+        "vat_paise": split.vat_paise,
+        "rounding_paise": rounding,
+        "rate_paise_per_scm": price.rate_paise_per_scm,
+        "deductions": [{"kind": kind, "amount_paise": paise} for kind, paise in allocation.deductions],
+        "tokens": tokens,
+        "ledger_entry_id": entry.entry.id,
+        "created_at": now,
+    }
+    # The receipt number and the vend row in one statement: from here to commit the tenant's counter is
+    # held, and every other vend of the tenant waits for it.
+    receipt = insert_numbered(session, NumberKind.RECEIPT, _table(Vend), values, "receipt_number")
+    vend = Vend(**values, receipt_number=receipt)
+    # The row is in the database: record its audit row as the flush would, and make the object the
+    # session's persistent row, as if loaded.
+    record_created(session, vend)
+    make_transient_to_detached(vend)
     session.add(vend)
-    session.flush()
     checkpoint("recorded")
     emit(
         session,
@@ -177,7 +232,7 @@ def do_vend(
         to=customer.phone,
         text=f"Gas top-up {receipt}: enter in order on meter {meter.serial}: {tokens_text}",
     )
-    return VendOutcome(vend, replayed=False)
+    return VendOutcome(vend, replayed=False, customer=customer, meter=meter)
 
 
 def _check_request(request: VendRequest) -> None:
@@ -191,20 +246,31 @@ def _check_request(request: VendRequest) -> None:
         raise VendRefused("agent_missing", "a CSC vend names the agent whose float pays for it")
 
 
+# The statements of the vend are built once, with bound parameters: building a statement costs more
+# than running it (see docs/vending.md, "Performance").
+
+
+@cache
+def _claim_statement(dialect: str) -> Any:
+    claim = _table(VendClaim)
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(claim)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
+        .returning(claim.c.idempotency_key)
+    )
+
+
 def _claim(session: Session, request: VendRequest, now: datetime) -> VendOutcome | None:
     """Claim the key, or return the vend it already made (or refuse a different request under it)."""
-    tenant_id = current_tenant(session)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     claimed = session.execute(
-        insert(VendClaim)
-        .values(
-            tenant_id=tenant_id,
-            idempotency_key=request.idempotency_key,
-            fingerprint=request.fingerprint(),
-            claimed_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
-        .returning(VendClaim.idempotency_key)
+        _claim_statement(session.get_bind().dialect.name),
+        {
+            "tenant_id": current_tenant(session),
+            "idempotency_key": request.idempotency_key,
+            "fingerprint": request.fingerprint(),
+            "claimed_at": now,
+        },
     ).scalar_one_or_none()
     if claimed is not None:
         return None
@@ -216,33 +282,170 @@ def _claim(session: Session, request: VendRequest, now: datetime) -> VendOutcome
     return VendOutcome(vend, replayed=True)
 
 
-def _resolve(session: Session, request: VendRequest) -> tuple[Customer, Meter, MeterModel]:
-    if request.consumer_number:
-        customer = session.execute(
-            select(Customer).where(Customer.consumer_number == request.consumer_number.strip())
-        ).scalar_one_or_none()
-        if customer is None:
-            raise NotFound(f"no customer {request.consumer_number}")
-        meter = session.execute(
-            select(Meter).where(
-                Meter.customer_id == customer.id,
-                Meter.state.in_(["installed", "commissioned", "active", "suspended", "faulty"]),
+@cache
+def _resolve_statement(by: str) -> Any:
+    """The customer, the installed meter, its model and vending key, filtered by tenant here, by hand,
+    on every table (`tenant_filtered`): the ORM criteria would cost as much as the query."""
+    tenant: Any = bindparam("tenant")
+    entities = select(Customer, Meter, MeterModel, VendingKey)
+    model = and_(MeterModel.id == Meter.model_id, MeterModel.tenant_id == tenant)
+    key = and_(VendingKey.id == Meter.vending_key_id, VendingKey.tenant_id == tenant)
+    if by == "consumer":
+        statement = (
+            entities.outerjoin(
+                Meter,
+                and_(Meter.customer_id == Customer.id, Meter.state.in_(INSTALLED), Meter.tenant_id == tenant),
             )
-        ).scalar_one_or_none()
+            .outerjoin(MeterModel, model)
+            .outerjoin(VendingKey, key)
+            .where(Customer.consumer_number == bindparam("target"), Customer.tenant_id == tenant)
+        )
+    else:
+        statement = (
+            entities.select_from(Meter)
+            .outerjoin(Customer, and_(Customer.id == Meter.customer_id, Customer.tenant_id == tenant))
+            .outerjoin(MeterModel, model)
+            .outerjoin(VendingKey, key)
+            .where(Meter.serial == bindparam("target"), Meter.tenant_id == tenant)
+        )
+    return tenant_filtered(statement)
+
+
+def _resolve(session: Session, request: VendRequest) -> tuple[Customer, Meter, MeterModel, VendingKey]:
+    """The customer, the installed meter, its model and vending key, in one statement. The key row is
+    read along so that deriving the decoder key finds it in the session."""
+    tenant = current_tenant(session)
+    if request.consumer_number:
+        row = session.execute(
+            _resolve_statement("consumer"),
+            {"tenant": tenant, "target": request.consumer_number.strip()},
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no customer {request.consumer_number}")
+        customer, meter, model, key = row
         if meter is None:
             raise VendRefused("no_meter", f"customer {customer.consumer_number} has no meter installed yet")
     else:
-        meter = session.execute(
-            select(Meter).where(Meter.serial == (request.meter_serial or "").strip().upper())
-        ).scalar_one_or_none()
-        if meter is None or meter.customer_id is None:
+        row = session.execute(
+            _resolve_statement("meter"),
+            {"tenant": tenant, "target": (request.meter_serial or "").strip().upper()},
+        ).one_or_none()
+        if row is None or row[1].customer_id is None:
             raise NotFound(f"no installed meter {request.meter_serial}")
-        found = session.get(Customer, meter.customer_id)
-        assert found is not None
-        customer = found
-    model = session.get(MeterModel, meter.model_id)
+        customer, meter, model, key = row
+        assert customer is not None
     assert model is not None
-    return customer, meter, model
+    assert key is not None
+    return customer, meter, model, key
+
+
+def read_context(session: Session, customer: Customer, now: datetime) -> VendContext:
+    """Today's vends of the customer, the receivables the waterfall settles, the customer's account ids,
+    the active instalment plan, and the gas rate and VAT in force: one SELECT of scalar subqueries."""
+    local = now.astimezone(INDIA)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    row = session.execute(
+        _context_statement(),
+        {
+            "tenant": current_tenant(session),
+            "customer": customer.id,
+            "party": str(customer.id),
+            "area": customer.charge_area_id,
+            "from": midnight,
+            "until": midnight + timedelta(days=1),
+            "now": now,
+        },
+    ).one()
+    count, paid, *accounts = row[:10]
+    plan_id, rate, state_name, vat_bp = row[10:]
+    ids: dict[AccountCode, uuid.UUID] = {}
+    owed: dict[AccountCode, int] = {}
+    for n, code in enumerate(CUSTOMER_ACCOUNTS):
+        account_id, signed = accounts[2 * n], accounts[2 * n + 1]
+        if account_id is not None:
+            ids[code] = account_id
+        owed[code] = in_normal_terms(CHART[code].kind, signed or 0)
+    price = None
+    if rate is not None and state_name is not None and vat_bp is not None:
+        price = Price(int(rate), str(state_name), int(vat_bp))
+    return VendContext(int(count), int(paid), owed, ids, plan_id, price)
+
+
+@cache
+def _context_statement() -> Any:
+    """`read_context`'s statement. Core, for speed: every tenant-scoped table in it is filtered by the
+    tenant here, by hand (`tenant_filtered`); the ids it is given were read through the scoped ORM."""
+    tenant: Any = bindparam("tenant")
+    customer: Any = bindparam("customer")
+    party: Any = bindparam("party")
+    now: Any = bindparam("now")
+    vend, account, balance = _table(Vend), _table(LedgerAccount), _table(AccountBalance)
+    plan, tariff, tax = _table(InstalmentPlan), _table(GasTariff), _table(TaxRate)
+    area, ga = _table(ChargeArea), _table(GeographicalArea)
+    today = and_(
+        vend.c.tenant_id == tenant,
+        vend.c.customer_id == customer,
+        vend.c.created_at >= bindparam("from"),
+        vend.c.created_at < bindparam("until"),
+    )
+    columns: list[Any] = [
+        select(func.count()).select_from(vend).where(today).scalar_subquery(),
+        select(func.coalesce(func.sum(vend.c.amount_paise), 0)).where(today).scalar_subquery(),
+    ]
+    for code in CUSTOMER_ACCOUNTS:
+        mine = and_(account.c.tenant_id == tenant, account.c.code == code.value, account.c.party == party)
+        columns.append(select(account.c.id).where(mine).scalar_subquery())
+        columns.append(
+            select(balance.c.balance_paise)
+            .join(account, account.c.id == balance.c.account_id)
+            .where(mine, balance.c.tenant_id == tenant)
+            .scalar_subquery()
+        )
+    state = (
+        select(ga.c.state)
+        .join(area, area.c.ga_id == ga.c.id)
+        .where(area.c.id == bindparam("area"), area.c.tenant_id == tenant, ga.c.tenant_id == tenant)
+        .scalar_subquery()
+    )
+    columns += [
+        select(plan.c.id)
+        .where(plan.c.tenant_id == tenant, plan.c.customer_id == customer, plan.c.status == "active")
+        .order_by(plan.c.created_at)
+        .limit(1)
+        .scalar_subquery(),
+        # As tariffs.service reads them: the latest version at or before the moment.
+        select(tariff.c.rate_paise_per_scm)
+        .where(
+            tariff.c.tenant_id == tenant,
+            tariff.c.charge_area_id == bindparam("area"),
+            tariff.c.effective_from <= now,
+        )
+        .order_by(tariff.c.effective_from.desc())
+        .limit(1)
+        .scalar_subquery(),
+        state,
+        select(tax.c.rate_bp)
+        .where(
+            tax.c.tenant_id == tenant,
+            tax.c.tax == TaxKind.VAT.value,
+            tax.c.region == state,
+            tax.c.effective_from <= now,
+        )
+        .order_by(tax.c.effective_from.desc())
+        .limit(1)
+        .scalar_subquery(),
+    ]
+    return tenant_filtered(select(*columns))
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _slow_price(session: Session, customer: Customer, now: datetime) -> Price:
+    """The tariffs service's own reading, for its refusal (no rate or VAT in force) or an odd state name."""
+    quote = get_gas_quote(session, customer.charge_area_id, now)
+    return Price(quote.rate_paise_per_scm, quote.state, quote.vat_bp)
 
 
 def _check_meter(meter: Meter) -> None:
@@ -252,9 +455,7 @@ def _check_meter(meter: Meter) -> None:
         )
 
 
-def _check_limits(
-    session: Session, customer: Customer, amount: int, limits: VendLimits, now: datetime
-) -> None:
+def _check_amount(amount: int, limits: VendLimits) -> None:
     if not limits.minimum_paise <= amount <= limits.maximum_paise:
         raise VendRefused(
             "amount_out_of_range",
@@ -262,26 +463,20 @@ def _check_limits(
             minimum_paise=limits.minimum_paise,
             maximum_paise=limits.maximum_paise,
         )
-    local = now.astimezone(INDIA)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    count, total = session.execute(
-        select(func.count(), func.coalesce(func.sum(Vend.amount_paise), 0)).where(
-            Vend.customer_id == customer.id,
-            Vend.created_at >= midnight,
-            Vend.created_at < midnight + timedelta(days=1),
-        )
-    ).one()
-    if count >= limits.daily_count:
+
+
+def _check_daily(context: VendContext, amount: int, limits: VendLimits) -> None:
+    if context.vends_today >= limits.daily_count:
         raise VendRefused("daily_limit", f"at most {limits.daily_count} top-ups a day")
-    if total + amount > limits.daily_paise:
+    if context.paid_today_paise + amount > limits.daily_paise:
         raise VendRefused("daily_limit", f"at most {limits.daily_paise} paise of top-ups a day")
 
 
-def _allocate(session: Session, customer: Customer, amount: int, limits: VendLimits) -> Any:
-    debt = get_balance(session, AccountCode.DEBT_RECEIVABLE, customer.id)
-    charges = get_balance(session, AccountCode.CHARGES_RECEIVABLE, customer.id)
-    outstanding = get_balance(session, AccountCode.INSTALMENT_RECEIVABLE, customer.id)
-    plan = get_active_instalment_plan(session, customer.id)
+def _allocate(session: Session, context: VendContext, amount: int, limits: VendLimits) -> Any:
+    debt = context.receivable_paise[AccountCode.DEBT_RECEIVABLE]
+    charges = context.receivable_paise[AccountCode.CHARGES_RECEIVABLE]
+    outstanding = context.receivable_paise[AccountCode.INSTALMENT_RECEIVABLE]
+    plan = session.get(InstalmentPlan, context.plan_id) if context.plan_id is not None else None
     instalment = (
         instalment_due(terms_of(plan), topup_paise=amount, outstanding_paise=outstanding) if plan else 0
     )
@@ -375,10 +570,15 @@ def get_vend(session: Session, vend_id: uuid.UUID) -> Vend:
     return vend
 
 
-def vend_body(session: Session, vend: Vend) -> dict[str, Any]:
-    """What an STS receipt shows, as the API returns it."""
-    meter = session.get(Meter, vend.meter_id)
-    customer = session.get(Customer, vend.customer_id)
+def vend_body(
+    session: Session, vend: Vend, *, customer: Customer | None = None, meter: Meter | None = None
+) -> dict[str, Any]:
+    """What an STS receipt shows, as the API returns it. Pass the vend's customer and meter where the
+    caller holds them (`VendOutcome`), to save reading them again."""
+    if meter is None or meter.id != vend.meter_id:
+        meter = session.get(Meter, vend.meter_id)
+    if customer is None or customer.id != vend.customer_id:
+        customer = session.get(Customer, vend.customer_id)
     assert meter is not None
     assert customer is not None
     return {
