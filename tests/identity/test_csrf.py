@@ -47,6 +47,7 @@ class Alpha:
     active_serial: str  # the household's active meter
     ticket_number: str  # the household's open complaint
     mandate_id: uuid.UUID  # the household's active auto top-up
+    payment_id: str  # a gateway payment recorded by the platform (for the back office's payment actions)
 
 
 @pytest.fixture
@@ -98,6 +99,7 @@ def everything(db: Database, alpha: Tenant) -> Alpha:
         active_serial=meter.meter_serials[1],
         ticket_number=meter.ticket_numbers[0],
         mandate_id=meter.mandate_ids[0],
+        payment_id=meter.gateway_payment_ids[0],
     )
 
 
@@ -115,6 +117,7 @@ def path_for(route: RouteInfo, alpha: Alpha) -> str:
         "tenant_slug": alpha.tenant.slug,
         "ticket_number": alpha.ticket_number,
         "mandate_id": str(alpha.mandate_id),
+        "payment_id": alpha.payment_id,
     }
     if route.path.startswith("/app/meter/"):
         values["serial"] = alpha.active_serial  # the household's own meter
@@ -181,6 +184,13 @@ def valid_form(route: RouteInfo, alpha: Alpha) -> dict[str, str | list[str]]:
         "/ops/csc/agents/{agent_id}/topups": {"amount": "500", "reference": "UTRCSRF0002"},
         "/ops/csc/topups/{topup_id}/approve": {},
         "/ops/csc/topups/{topup_id}/reject": {"reason": "not on the bank statement"},
+        "/ops/payments/{payment_id}/retry": {"reason": "meter resumed"},
+        "/ops/payments/{payment_id}/refund": {"reason": "paid twice", "request_key": "ops-csrfprobe0001"},
+        "/ops/csc/agents/{agent_id}/payouts": {
+            "period": "2026-11",
+            "amount": "1",
+            "reference": "UTRCSRF0003",
+        },
         "/pay/new": {"consumer_number": alpha.consumer_number, "amount": "500"},
         "/pay/checkout/{order_id}": {"method": "upi", "vpa": "sunita@upi"},
         "/pay/{tenant_slug}/return": {

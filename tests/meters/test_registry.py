@@ -21,8 +21,9 @@ from citygas.meters.service import (
     get_meter,
 )
 from citygas.platform.audit import AuditEntry
-from citygas.platform.errors import Conflict, ValidationFailed
+from citygas.platform.errors import Conflict, NotFound, ValidationFailed
 from citygas.platform.settings import get_settings
+from citygas.platform.tenancy import TenantContextMissing
 from citygas.platform.uow import Database
 from citygas.platform.workflow import history
 from citygas.sts import DecoderKeyParameters, derive_decoder_key_dkga04, minutes_since_base_date
@@ -236,6 +237,22 @@ def test_tids_count_minutes_and_never_repeat_within_a_minute(db: Database) -> No
     minute = minutes_since_base_date(now, 2014)
     assert tids == [minute, minute + 1, minute + 2]
     assert later == minute + 10
+
+
+def test_a_tid_is_never_taken_from_another_tenants_meter(db: Database) -> None:
+    tenant = _setup(db)
+    meter = _register(db, tenant)
+    other = make_tenant(db, "beta", "BET")
+    with db.unit_of_work(tenant=other.id) as uow:  # the row handed over from outside the wall
+        with pytest.raises(NotFound):
+            allocate_tid(
+                uow.session, uow.session.merge(meter, load=False), now=datetime(2026, 12, 4, tzinfo=UTC)
+            )
+        uow.commit()
+    with db.system(read_only=True) as uow:
+        assert uow.session.get(Meter, meter.id).last_tid is None  # type: ignore[union-attr]
+    with db.write_sessions() as session, pytest.raises(TenantContextMissing):  # no tenant: fails closed
+        allocate_tid(session, session.merge(meter, load=False), now=datetime(2026, 12, 4, tzinfo=UTC))
 
 
 def test_a_tid_past_the_key_expiry_is_refused(db: Database) -> None:

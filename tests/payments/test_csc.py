@@ -5,6 +5,7 @@ meter accepts."""
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -13,23 +14,34 @@ from sqlalchemy import func, select
 
 from citygas.ledger.models import JournalEntry
 from citygas.ledger.rules import AccountCode
-from citygas.ledger.service import get_balance
+from citygas.ledger.service import get_balance, rebuild_balances
 from citygas.payments.csc.models import CscVend, FloatTopup
-from citygas.payments.csc.rules import CommissionInputError, commission_from_form
+from citygas.payments.csc.rules import CommissionInputError, Period, commission_from_form
 from citygas.payments.csc.service import (
     AgentInactive,
+    CommissionOverpaid,
     FloatExhausted,
+    FourEyesRequired,
+    PayoutOutcome,
+    commission_summary,
+    do_approve_float_topup,
     do_csc_vend,
+    do_record_commission_payout,
     do_reject_float_topup,
     do_request_float_topup,
     do_set_agent_active,
     float_topup_history,
+    float_topup_requesters,
+    get_float_topup,
     get_statement,
+    list_commission_payouts,
 )
 from citygas.platform import time as clock
 from citygas.platform.audit import AuditEntry
+from citygas.platform.context import Actor
 from citygas.platform.errors import Conflict, ValidationFailed
 from citygas.platform.uow import Database
+from citygas.platform.workflow import WorkflowTransition
 from citygas.sts import AcceptOutcome
 from citygas.tariffs.rules import commission_for
 from citygas.vending.models import Vend
@@ -325,3 +337,172 @@ def test_percent_commission_is_stored_in_basis_points(db: Database, csc: Csc) ->
         2_000,
     )
     assert Decimal(agent.commission_percent_bp or 0) / 100 == Decimal("1.5")
+
+
+# --- four eyes on float top-ups ---------------------------------------------------------------------
+
+
+def _staff(label: str) -> Actor:
+    return Actor(kind="staff", id=uuid.uuid4(), label=label)
+
+
+def _transitions(db: Database, c: Csc) -> int:
+    with db.unit_of_work(tenant=c.tenant.id, read_only=True) as uow:
+        return uow.session.execute(select(func.count()).select_from(WorkflowTransition)).scalar_one()
+
+
+def test_the_person_who_entered_a_topup_cannot_approve_it_and_nothing_changes(db: Database, csc: Csc) -> None:
+    clerk = _staff("Clerk")
+    with db.unit_of_work(tenant=csc.tenant.id, actor=clerk) as uow:
+        topup = do_request_float_topup(
+            uow.session,
+            csc.agent(uow.session),
+            amount_paise=1_000_00,
+            reference="UTR4E1",
+            requested_by="Clerk",
+        )
+        uow.commit()
+    before = (counts(db, csc), _transitions(db, csc))
+    with db.unit_of_work(tenant=csc.tenant.id, actor=clerk) as uow:
+        row = get_float_topup(uow.session, topup.id)
+        with pytest.raises(FourEyesRequired, match="another person with float approval") as refused:
+            do_approve_float_topup(uow.session, row, permissions=APPROVER)
+        uow.commit()  # even a commit after the refusal writes nothing
+    assert refused.value.code == "four_eyes_required"
+    with db.unit_of_work(tenant=csc.tenant.id, read_only=True) as uow:
+        row = get_float_topup(uow.session, topup.id)
+        assert (row.state, row.ledger_entry_id, row.decided_at) == ("requested", None, None)
+    assert (float_of(db, csc), (counts(db, csc), _transitions(db, csc))) == (0, before)
+
+
+def test_a_second_person_approves_and_the_history_names_both(db: Database, csc: Csc) -> None:
+    clerk, checker = _staff("Clerk"), _staff("Checker")
+    with db.unit_of_work(tenant=csc.tenant.id, actor=clerk) as uow:
+        topup = do_request_float_topup(
+            uow.session, csc.agent(uow.session), amount_paise=700_00, reference="UTR4E2", requested_by="Clerk"
+        )
+        uow.commit()
+    with db.unit_of_work(tenant=csc.tenant.id, actor=checker) as uow:
+        do_approve_float_topup(uow.session, get_float_topup(uow.session, topup.id), permissions=APPROVER)
+        uow.commit()
+    with db.unit_of_work(tenant=csc.tenant.id, read_only=True) as uow:
+        row = get_float_topup(uow.session, topup.id)
+        steps = [(h.action, h.actor_id, h.actor_label) for h in float_topup_history(uow.session, row)]
+        requester = float_topup_requesters(uow.session, [row.id])[row.id]
+    assert steps == [("start", clerk.id, "Clerk"), ("approve", checker.id, "Checker")]
+    assert (
+        requester.id,
+        requester.is_person("staff", clerk.id),
+        requester.is_person("api_key", clerk.id),
+    ) == (
+        clerk.id,
+        True,
+        False,
+    )
+    assert float_of(db, csc) == 700_00
+
+
+# --- commission payouts ------------------------------------------------------------------------------
+
+DEC, JAN = Period(2026, 12), Period(2027, 1)
+
+
+def _earn(db: Database, c: Csc) -> None:
+    """₹6 + ₹15 commission on vends of 4 Dec, and ₹6 on a vend of 5 Jan (1.5 %, capped at ₹20)."""
+    fund(db, c, 3_000_00)
+    vend(db, c, 400_00, ref="form-dec-1")
+    vend(db, c, 1_000_00, ref="form-dec-2")
+    clock.freeze(NOW + timedelta(days=32))
+    vend(db, c, 400_00, ref="form-jan-1")
+
+
+def pay(db: Database, c: Csc, period: Period, amount: int, reference: str) -> PayoutOutcome:
+    with db.unit_of_work(tenant=c.tenant.id, actor=OFFICE) as uow:
+        outcome = do_record_commission_payout(
+            uow.session, c.agent(uow.session), period=period, amount_paise=amount, reference=reference
+        )
+        uow.commit()
+        return outcome
+
+
+def payable(db: Database, c: Csc) -> tuple[int, int]:
+    with db.unit_of_work(tenant=c.tenant.id, read_only=True) as uow:
+        s = uow.session
+        return get_balance(s, AccountCode.COMMISSION_PAYABLE, str(c.agent_id)), get_balance(
+            s, AccountCode.BANK
+        )
+
+
+def test_a_payout_pays_the_commission_earned_up_to_the_month_end_once(db: Database, csc: Csc) -> None:
+    _earn(db, csc)
+    with db.unit_of_work(tenant=csc.tenant.id, read_only=True) as uow:
+        dec = commission_summary(uow.session, csc.agent(uow.session), DEC)
+    assert (dec.earned_in_period_paise, dec.earned_through_end_paise, dec.paid_paise, dec.payable_paise) == (
+        2_100,
+        2_100,
+        0,
+        2_700,
+    )
+    assert dec.unpaid_through_end_paise == 2_100
+
+    first = pay(db, csc, DEC, 2_100, "utr-pay-0001")
+    assert (first.replayed, first.payout.reference, first.payout.period, first.payout.paid_by) == (
+        False,
+        "UTR-PAY-0001",
+        "2026-12",
+        "Back Office",
+    )
+    assert payable(db, csc) == (600, 3_000_00 - 2_100)
+    before = counts(db, csc)
+    # The same payment recorded again (a resubmitted form): the first payout, no second posting.
+    again = pay(db, csc, DEC, 2_100, "UTR-PAY-0001")
+    assert (again.replayed, again.payout.id) == (True, first.payout.id)
+    assert (counts(db, csc), payable(db, csc)) == (before, (600, 3_000_00 - 2_100))
+    with db.unit_of_work(tenant=csc.tenant.id, read_only=True) as uow:
+        entry = uow.session.get(JournalEntry, first.payout.ledger_entry_id)
+        assert entry is not None
+        assert (entry.kind, entry.reference) == ("csc_commission_payout", "UTR-PAY-0001")
+        jan = commission_summary(uow.session, csc.agent(uow.session), JAN)
+        listed = [p.id for p in list_commission_payouts(uow.session, agent=csc.agent(uow.session))]
+    assert (jan.earned_in_period_paise, jan.paid_paise, jan.unpaid_through_end_paise) == (600, 2_100, 600)
+    assert listed == [first.payout.id]
+    pay(db, csc, JAN, 600, "UPI-JAN-0001")
+    assert payable(db, csc) == (0, 3_000_00 - 2_700)
+    assert rebuild_balances(db, repair=False).ok
+
+
+@pytest.mark.parametrize(
+    ("period", "amount", "reference", "error", "message"),
+    [
+        (DEC, 2_101, "UTR-PAY-0002", CommissionOverpaid, r"owed ₹21\.00 .* up to the end of December 2026"),
+        (DEC, -100, "UTR-PAY-0002", ValidationFailed, "positive amount"),
+        (DEC, 0, "UTR-PAY-0002", ValidationFailed, "positive amount"),
+        (DEC, True, "UTR-PAY-0002", ValidationFailed, "positive amount"),
+        (DEC, 100, " x ", ValidationFailed, "UTR or UPI reference"),
+        (Period(2027, 2), 100, "UTR-PAY-0002", ValidationFailed, "February 2027 has not begun"),
+    ],
+)
+def test_a_bad_payout_is_refused_and_changes_nothing(
+    db: Database, csc: Csc, period: Period, amount: int, reference: str, error: type[Exception], message: str
+) -> None:
+    _earn(db, csc)
+    before = (counts(db, csc), payable(db, csc))
+    with pytest.raises(error, match=message):
+        pay(db, csc, period, amount, reference)
+    assert (counts(db, csc), payable(db, csc)) == before
+
+
+def test_a_paid_month_cannot_be_paid_again_and_a_reference_pays_one_payout(db: Database, csc: Csc) -> None:
+    _earn(db, csc)
+    pay(db, csc, DEC, 1_000, "UTR-PAY-0003")  # part of December
+    before = (counts(db, csc), payable(db, csc))
+    with pytest.raises(Conflict, match="UTR-PAY-0003 is already recorded for another payout"):
+        pay(db, csc, DEC, 1_100, "UTR-PAY-0003")
+    with pytest.raises(CommissionOverpaid, match=r"owed ₹11\.00"):
+        pay(db, csc, DEC, 1_101, "UTR-PAY-0004")
+    assert (counts(db, csc), payable(db, csc)) == before
+    pay(db, csc, DEC, 1_100, "UTR-PAY-0004")
+    with pytest.raises(CommissionOverpaid, match=r"owed ₹0\.00"):
+        pay(db, csc, DEC, 1, "UTR-PAY-0005")
+    assert payable(db, csc)[0] == 600  # January's commission waits for January's payout
+    assert rebuild_balances(db, repair=False).ok

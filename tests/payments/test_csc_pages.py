@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from citygas.payments.csc.models import CscVend
+from citygas.ledger.rules import AccountCode
+from citygas.ledger.service import get_balance
+from citygas.payments.csc.models import CommissionPayout, CscVend, FloatTopup
+from citygas.payments.csc.service import do_csc_vend
+from citygas.platform import time as clock
 from citygas.platform.uow import Database
-from tests.conftest import csrf_from, login
-from tests.receipts.csc_world import PASSWORD, Csc, csc, csc_client, float_of, fund
+from tests.conftest import csrf_from, login, make_user
+from tests.meters.test_registry import MASTER
+from tests.receipts.csc_world import NOW, PASSWORD, Csc, csc, csc_client, float_of, fund
 
 __all__ = ["csc", "csc_client"]  # fixtures, imported for pytest
 
@@ -144,3 +150,111 @@ def test_the_statement_downloads_as_csv(db: Database, csc: Csc, csc_client: Test
     ]
     page = csc_client.get("/agent/statement", params={"day": "2026-12-04"})
     assert "₹600.00" in page.text
+
+
+def test_the_person_who_entered_a_topup_sees_why_they_cannot_approve_it(
+    db: Database, csc: Csc, csc_client: TestClient
+) -> None:
+    make_user(db, csc.tenant, "alpha.checker", ["back_office"], PASSWORD)
+    login(csc_client, "alpha.office", PASSWORD)
+    agent_page = csc_client.get(f"/ops/csc/agents/{csc.agent_id}")
+    entered = csc_client.post(
+        f"/ops/csc/agents/{csc.agent_id}/topups",
+        data={"csrf_token": csrf_from(agent_page.text), "amount": "1,500", "reference": "UTR-4EYES-01"},
+        follow_redirects=False,
+    )
+    assert entered.status_code == 303
+    queue = csc_client.get("/ops/csc/topups")
+    assert 'data-testid="four-eyes"' in queue.text
+    assert "another person with float approval must approve it" in queue.text
+    assert "/approve" not in queue.text
+    with db.unit_of_work(tenant=csc.tenant.id, read_only=True) as uow:
+        topup = uow.session.execute(select(FloatTopup)).scalar_one()
+    # The button is not there; sending the form anyway is refused and changes nothing.
+    refused = csc_client.post(
+        f"/ops/csc/topups/{topup.id}/approve", data={"csrf_token": csrf_from(queue.text)}
+    )
+    assert refused.status_code == 403
+    assert "another person with float approval" in refused.text
+    assert float_of(db, csc) == 0
+
+    csc_client.cookies.clear()
+    login(csc_client, "alpha.checker", PASSWORD)
+    queue = csc_client.get("/ops/csc/topups")
+    assert 'data-testid="four-eyes"' not in queue.text
+    approved = csc_client.post(
+        f"/ops/csc/topups/{topup.id}/approve",
+        data={"csrf_token": csrf_from(queue.text)},
+        follow_redirects=False,
+    )
+    assert approved.status_code == 303
+    assert float_of(db, csc) == 1_500_00
+    history = csc_client.get(f"/ops/csc/agents/{csc.agent_id}").text
+    assert "Alpha Office (alpha.office): start" in history
+    assert "Alpha Checker (alpha.checker): approve" in history
+
+
+def test_the_back_office_pays_last_months_commission_once_and_the_agent_sees_it(
+    db: Database, csc: Csc, csc_client: TestClient
+) -> None:
+    fund(db, csc, 2_000_00)
+    with db.unit_of_work(tenant=csc.tenant.id) as uow:
+        for n, paise in enumerate((400_00, 1_000_00)):
+            do_csc_vend(
+                uow.session,
+                csc.agent(uow.session),
+                csc.consumer_number,
+                paise,
+                f"form-{n:04d}",
+                master_key=MASTER,
+            )
+        uow.commit()
+    clock.freeze(NOW + timedelta(days=32))  # 5 Jan 2027: December is the month to pay
+    login(csc_client, "alpha.office", PASSWORD)
+    page = csc_client.get("/ops/csc/payouts")
+    assert "Commission payouts — December 2026" in page.text
+    assert re.search(r'data-testid="owed-CSC-0042">₹21\.00<', page.text)
+    assert 'value="21.00"' in page.text
+    action = f"/ops/csc/agents/{csc.agent_id}/payouts"
+    form = {
+        "csrf_token": csrf_from(page.text),
+        "period": "2026-12",
+        "amount": "21.01",
+        "reference": "UTR-COM-1",
+    }
+    too_much = csc_client.post(action, data=form)
+    assert too_much.status_code == 422
+    assert "is owed ₹21.00 of commission up to the end of December 2026" in too_much.text
+    for bad, message in (
+        ({"amount": "-5"}, "the amount"),
+        ({"period": "2026-13"}, "a month is written YYYY-MM"),
+        ({"period": ""}, "say which month"),
+        ({"amount": "21", "reference": "x"}, "UTR or UPI reference"),
+    ):
+        refused = csc_client.post(action, data={**form, **bad})
+        assert refused.status_code == 422, bad
+        assert message in refused.text
+    with db.unit_of_work(tenant=csc.tenant.id, read_only=True) as uow:
+        assert uow.session.execute(select(func.count()).select_from(CommissionPayout)).scalar_one() == 0
+
+    form["amount"] = "21"
+    first = csc_client.post(action, data=form, follow_redirects=False)
+    second = csc_client.post(action, data=form, follow_redirects=False)
+    assert (first.status_code, second.status_code) == (303, 303)
+    assert first.headers["location"] == "/ops/csc/payouts?period=2026-12"
+    with db.unit_of_work(tenant=csc.tenant.id, read_only=True) as uow:
+        assert uow.session.execute(select(func.count()).select_from(CommissionPayout)).scalar_one() == 1
+        payable = get_balance(uow.session, AccountCode.COMMISSION_PAYABLE, str(csc.agent_id))
+    assert payable == 0
+    paid = csc_client.get(first.headers["location"]).text
+    assert "Nothing owed" in paid
+    assert "UTR-COM-1" in paid
+    assert "UTR-COM-1" in csc_client.get(f"/ops/csc/agents/{csc.agent_id}").text
+
+    csc_client.cookies.clear()
+    login(csc_client, "alpha.vle", PASSWORD)
+    home = csc_client.get("/agent/").text
+    assert re.search(r"Paid to you so far</dt><dd>₹21\.00<", home)
+    assert "UTR-COM-1" in home
+    # An agent cannot open the back office's payout page.
+    assert csc_client.get("/ops/csc/payouts").status_code in (403, 404)

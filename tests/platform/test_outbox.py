@@ -69,6 +69,25 @@ def test_an_event_leaves_only_if_its_transaction_commits(db: Database) -> None:
     assert _status(db) == {"done": 1}
 
 
+def test_an_event_is_its_row_at_once_and_a_rolled_back_savepoint_takes_it_away(db: Database) -> None:
+    a = make_tenant(db, "alpha", "ALP")
+    with db.unit_of_work(tenant=a.id) as uow:
+        kept = emit(uow.session, "test.greet", {"n": 3, "text": "नमस्ते"})
+        with uow.session.begin_nested() as savepoint:
+            emit(uow.session, "test.greet", {"n": 4})
+            savepoint.rollback()
+        later = emit(uow.session, "test.greet", {"n": 5})
+        uow.commit()
+    with db.system(read_only=True) as uow:
+        rows = uow.session.execute(select(OutboxEvent).order_by(OutboxEvent.id)).scalars().all()
+        assert [(r.id, r.tenant_id, r.topic, r.payload, r.status, r.attempts) for r in rows] == [
+            (kept, a.id, "test.greet", {"n": 3, "text": "नमस्ते"}, "pending", 0),
+            (later, a.id, "test.greet", {"n": 5}, "pending", 0),
+        ]
+        assert rows[0].created_at == rows[0].next_attempt_at
+        assert (rows[0].locked_by, rows[0].locked_until, rows[0].last_error, rows[0].done_at) == (None,) * 4
+
+
 def test_a_failed_handler_is_retried_later_without_repeating_the_ones_that_succeeded(db: Database) -> None:
     a = make_tenant(db, "alpha", "ALP")
     failures_left[7] = 1

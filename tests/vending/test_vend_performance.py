@@ -20,8 +20,8 @@ from tests.vending.conftest import START, Shop
 
 # Claim, the customer with meter, model and key, today's vends with balances and prices, the TID, the
 # book, the entry, its lines, two balance upserts, the receipt number with the vend (two on SQLite),
-# the outbox, the audit head and the audit rows (two on SQLite). A first vend also opens the
-# customer's credit account (three more).
+# the two outbox events (the vend's, its SMS: one INSERT each), the audit head and the audit rows (two
+# on SQLite). A first vend also opens the customer's credit account (three more).
 STEADY_STATEMENTS = 17
 
 

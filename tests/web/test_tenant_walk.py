@@ -115,6 +115,7 @@ QUERY_VALUES: dict[str, Values] = {
     "status": lambda _a: ["all"],  # the care queue: every ticket there is
     "category": lambda _a: ["billing"],
     "mine": lambda _a: ["1"],
+    "period": lambda _a: [f"{to_india(utcnow()).date():%Y-%m}"],  # the month A's agent earned commission
 }
 # The customer app's screens take `?c=` to pick one of the household's connections: B sends A's.
 APP_CONNECTION_PICKERS = ("/app/", "/app/topup", "/app/history", "/app/meter", "/app/autopay")
@@ -166,6 +167,8 @@ FIELD_VALUES: dict[str, Values] = {
     "cash_received": lambda _a: ["yes"],
     "reference": lambda _a: ["WALKUTR0001"],
     "note": lambda _a: ["walk probe"],
+    "request_key": lambda _a: ["ops-walkprobe0001"],  # a refund form's key (/ops/payments)
+    "period": lambda _a: [f"{to_india(utcnow()).date():%Y-%m}"],  # pay A's agent for the month it vended
     "csc_id": lambda a: [a.agent_csc_ids[0]],
     "village": lambda _a: ["Walk village"],
     "commission_kind": lambda _a: ["percent"],

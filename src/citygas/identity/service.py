@@ -6,14 +6,17 @@ import hashlib
 import hmac
 import math
 import secrets
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
@@ -348,7 +351,90 @@ def do_revoke_api_key(session: Session, key_id: uuid.UUID) -> ApiKey:
         raise NotFound("no such API key")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+    # This process stops honouring the key now, and again once the revocation commits (a look-up made
+    # in between read the row still unrevoked); other processes within API_KEY_CACHE_SECONDS.
+    api_key_cache.forget(key.id)
+    event.listen(session, "after_commit", lambda _session: api_key_cache.forget(key_id), once=True)
     return key
+
+
+# Every API call presents its key: a short in-process memory of the keys seen saves each call its own
+# transaction and SELECT. Only valid keys are remembered (a guess costs a look-up, as before, and cannot
+# fill the memory), under the SHA-256 of the whole key, never the key itself. A key revoked here is
+# forgotten at once; a key revoked by another process is honoured here for at most this long.
+API_KEY_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _Ticket:
+    generation: int
+    started: float
+
+
+class ApiKeyCache:
+    """Principals of recently resolved API keys, each for `ttl_seconds` from the start of its look-up."""
+
+    def __init__(
+        self,
+        ttl_seconds: float = API_KEY_CACHE_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._generation = 0  # moved by every forget, so a look-up begun before it is not remembered
+        self._lock = threading.Lock()
+
+    def get(self, raw: str) -> Principal | None:
+        entry = self._entries.get(sha256_hex(raw))
+        if entry is None or self.clock() >= entry[0]:
+            return None
+        return entry[1]
+
+    def ticket(self) -> _Ticket:
+        """Taken before the look-up: the entry expires counting from then, and is not kept if a key was
+        forgotten meanwhile (the look-up may have read the row before the revocation)."""
+        return _Ticket(self._generation, self.clock())
+
+    def put(self, raw: str, principal: Principal, ticket: _Ticket) -> None:
+        with self._lock:
+            if ticket.generation != self._generation:
+                return
+            if len(self._entries) >= self.max_entries:
+                now = self.clock()
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+            self._entries[sha256_hex(raw)] = (ticket.started + self.ttl_seconds, principal)
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries = {k: v for k, v in self._entries.items() if v[1].id != key_id}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries = {}
+
+
+api_key_cache = ApiKeyCache()
+
+
+def resolve_api_key_cached(raw: str, look_up: Callable[[], Principal | None]) -> Principal | None:
+    """The key's principal from the cache, or from `look_up` (which runs `resolve_api_key` in a
+    platform-scope transaction of the caller's choosing) and then remembered."""
+    principal = api_key_cache.get(raw)
+    if principal is not None:
+        return principal
+    ticket = api_key_cache.ticket()
+    principal = look_up()
+    if principal is not None:
+        api_key_cache.put(raw, principal, ticket)
+    return principal
 
 
 # --- staff users ----------------------------------------------------------------------------------

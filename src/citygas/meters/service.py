@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Integer, Table, bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
@@ -14,6 +16,7 @@ from citygas.platform import workflow
 from citygas.platform.db import flush_unique
 from citygas.platform.errors import Conflict, NotFound, ValidationFailed
 from citygas.platform.ids import uuid7
+from citygas.platform.tenancy import TENANT_KEY, is_system, tenant_filtered
 from citygas.platform.time import utcnow
 from citygas.sts import (
     DecoderKey,
@@ -202,24 +205,41 @@ def do_meter_transition(
     return meter
 
 
+@cache
+def _allocate_tid_statement() -> Any:
+    """Built once with bound parameters (building it cost more than running it), as a Core statement that
+    filters by tenant itself (`tenant_filtered`), so the central scoping has nothing to add."""
+    meter = cast(Table, Meter.__table__)
+    now_minutes: Any = bindparam("now_minutes", type_=Integer)
+    bump = case(
+        (meter.c.last_tid.is_(None), now_minutes),
+        (meter.c.last_tid + 1 > now_minutes, meter.c.last_tid + 1),
+        else_=now_minutes,
+    )
+    return tenant_filtered(
+        update(meter)
+        .where(meter.c.id == bindparam("meter"), meter.c.tenant_id == bindparam("tenant"))
+        .values(last_tid=bump)
+        .returning(meter.c.last_tid)
+    )
+
+
 def allocate_tid(session: Session, meter: Meter, *, now: datetime) -> int:
     """Reserve the next TID for a token to this meter: max(now in minutes, last + 1), in one UPDATE, so two
     concurrent vends to one meter queue on its row and never share a TID. Refuses past the key's expiry."""
-    now_minutes = minutes_since_base_date(now, meter.base_date)
-    bump = case(
-        (Meter.last_tid.is_(None), now_minutes),
-        (Meter.last_tid + 1 > now_minutes, Meter.last_tid + 1),
-        else_=now_minutes,
-    )
-    tid = session.execute(
-        update(Meter)
-        .where(Meter.id == meter.id)
-        .values(last_tid=bump)
-        .returning(Meter.last_tid)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    if tid is None:  # cannot happen: the CASE always yields a number
-        raise Conflict("no TID could be allocated")
+    # The session's tenant is the wall; the platform scope (tools, the worker) has none and acts in the
+    # meter's own. A session without a tenant fails closed in the central scoping before this runs.
+    tenant = meter.tenant_id if is_system(session) else session.info.get(TENANT_KEY)
+    tid: int | None = session.execute(
+        _allocate_tid_statement(),
+        {
+            "meter": meter.id,
+            "tenant": tenant,
+            "now_minutes": minutes_since_base_date(now, meter.base_date),
+        },
+    ).scalar_one_or_none()
+    if tid is None:  # the meter is not in this tenant (the CASE always yields a number)
+        raise NotFound(f"no meter {meter.serial}")
     try:
         check_key_not_expired(tid, meter.ken)
     except KeyExpiredError as exc:

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, or_, select, update
+from sqlalchemy import JSON, ForeignKey, Index, Insert, String, Table, Text, insert, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from citygas.platform.db import Base, IdMixin
@@ -101,21 +102,34 @@ def handlers_for(topic: str) -> list[tuple[str, Handler]]:
 def emit(
     session: Session, topic: str, payload: dict[str, Any], *, tenant_id: uuid.UUID | None = None
 ) -> uuid.UUID:
-    """Add an event to the outbox inside the caller's transaction; it is relayed only if that commits."""
+    """Add an event to the outbox inside the caller's transaction; it is relayed only if that commits.
+
+    Inserted at once with a Core statement built once (every vend emits two events, and the ORM's
+    unit of work cost more than the INSERT): the row is the same the flush would write, and a rolled-back
+    transaction or savepoint takes it with it, as it would have taken the pending object."""
     tenant = tenant_id if tenant_id is not None else session.info.get(TENANT_KEY)
     now = utcnow()
-    event = OutboxEvent(
-        id=uuid7(),
-        tenant_id=tenant if isinstance(tenant, uuid.UUID) else None,
-        topic=topic,
-        payload=payload,
-        created_at=now,
-        next_attempt_at=now,
-        status=OutboxStatus.PENDING,
-        attempts=0,
+    event_id = uuid7()
+    session.execute(
+        _insert_event(),
+        {
+            "id": event_id,
+            "tenant_id": tenant if isinstance(tenant, uuid.UUID) else None,
+            "topic": topic,
+            "payload": payload,
+            "created_at": now,
+            "next_attempt_at": now,
+            "status": OutboxStatus.PENDING.value,
+            "attempts": 0,
+        },
     )
-    session.add(event)
-    return event.id
+    return event_id
+
+
+@cache
+def _insert_event() -> Insert:
+    # Platform-scoped table (not TenantScoped): the central scoping has nothing to check on an INSERT.
+    return insert(cast(Table, OutboxEvent.__table__))
 
 
 def backoff(attempts: int, *, base_seconds: float = 2.0, cap_seconds: float = 3600.0) -> timedelta:

@@ -14,6 +14,7 @@ BUILT_IN = [
     "citygas.payments.autopay.tasks",
     "citygas.care.tasks",
     "citygas.customers.profile_tasks",
+    "citygas.tariffs.tasks",
 ]
 
 

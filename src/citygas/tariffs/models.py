@@ -93,3 +93,20 @@ class InstalmentPlan(IdMixin, TenantScoped, Audited, Base):
     cap_paise: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime]
+
+
+class TariffNotice(IdMixin, TenantScoped, Base):
+    """That a customer was sent the notice of a gas price version: at most one per (tariff, customer),
+    so a re-run of the notice batches never texts a household twice. Not `Audited`: it is itself the
+    record of a message sent (like a delivery log), one row per connection in the area, and auditing it
+    would double the writes of a large batch for no added knowledge."""
+
+    __tablename__ = "tariff_notice"
+    __table_args__ = (
+        Index("uq_tariff_notice_tariff_customer", "tenant_id", "tariff_id", "customer_id", unique=True),
+    )
+
+    tariff_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("gas_tariff.id"))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customer.id"))
+    language: Mapped[str] = mapped_column(String(5))
+    sent_at: Mapped[datetime]

@@ -25,6 +25,7 @@ from citygas.payments.autopay import pages as autopay_pages
 from citygas.payments.bbps import api as bbps_api
 from citygas.payments.csc import pages as csc_pages
 from citygas.payments.gateway import api as gateway_api
+from citygas.payments.gateway import attention_pages
 from citygas.payments.gateway import pages as gateway_pages
 from citygas.payments.settlement import pages as settlement_pages
 from citygas.platform.db import make_engine
@@ -103,6 +104,7 @@ def create_app(
         gateway_api.webhook_router,
         gateway_pages.router,
         gateway_pages.return_router,
+        attention_pages.router,
         *receipt_pages.ROUTERS,
         identity_pages.router,
         app_pages.router,

@@ -42,10 +42,17 @@ def current_principal(request: Request) -> Principal | None:
     db = get_db(request)
     principal: Principal | None = None
     auth = request.headers.get("authorization", "")
-    with db.system() as uow:
-        if auth.lower().startswith("bearer "):
-            principal = identity.resolve_api_key(uow.session, auth[7:].strip())
-        elif token := request.cookies.get(SESSION_COOKIE):
+    if auth.lower().startswith("bearer "):
+        raw = auth[7:].strip()
+
+        def look_up() -> Principal | None:
+            with db.system() as uow:
+                return identity.resolve_api_key(uow.session, raw)
+
+        # A key seen in the last few seconds needs no transaction (identity.API_KEY_CACHE_SECONDS).
+        principal = identity.resolve_api_key_cached(raw, look_up)
+    elif token := request.cookies.get(SESSION_COOKIE):
+        with db.system() as uow:
             principal = identity.resolve_web_session(uow.session, token)
     request.state.principal = principal
     return principal

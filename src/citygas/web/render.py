@@ -42,6 +42,7 @@ NAV: list[tuple[str, str, str]] = [
     (Permission.AGENT_PORTAL, "/agent/", "Agent"),
     (Permission.CUSTOMER_VIEW, "/ops/customers", "Customers"),
     (Permission.METER_VIEW, "/ops/meters", "Meters"),
+    (Permission.VEND_VIEW, "/ops/payments", "Payments"),
     (Permission.PAYMENTS_RECONCILE, "/ops/settlement", "Settlement"),
     (Permission.AGENT_MANAGE, "/ops/csc/agents", "CSC agents"),
     (Permission.TICKET_VIEW, "/ops/tickets", "Tickets"),

@@ -81,3 +81,25 @@ class CscVend(IdMixin, TenantScoped, Audited, Base):
     commission_paise: Mapped[int]
     commission_entry_id: Mapped[uuid.UUID | None]
     created_at: Mapped[datetime]
+
+
+class CommissionPayout(IdMixin, TenantScoped, Audited, Base):
+    """Commission paid out to an agent by bank transfer or UPI for a month: the ledger entry moves it from
+    `commission_payable(agent)` to the bank. One payment reference pays once (`uq_..._reference`), so a
+    form sent twice records one payout."""
+
+    __tablename__ = "csc_commission_payout"
+    __table_args__ = (
+        Index("uq_csc_commission_payout_reference", "tenant_id", "reference", unique=True),
+        Index("ix_csc_commission_payout_agent", "tenant_id", "agent_id", "paid_at"),
+    )
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("csc_agent.id"))
+    period: Mapped[str] = mapped_column(String(7))  # the month paid for, YYYY-MM (India business dates)
+    amount_paise: Mapped[int]
+    reference: Mapped[str] = mapped_column(String(64))  # the bank UTR or UPI reference of the payment
+    note: Mapped[str] = mapped_column(String(300), default="")
+    paid_by: Mapped[str] = mapped_column(String(200))
+    paid_by_id: Mapped[uuid.UUID | None]  # the staff user who recorded it (none for a system actor)
+    paid_at: Mapped[datetime]
+    ledger_entry_id: Mapped[uuid.UUID]

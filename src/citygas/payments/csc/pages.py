@@ -19,6 +19,8 @@ from citygas.payments.csc import service
 from citygas.payments.csc.models import CscAgent
 from citygas.payments.csc.rules import (
     CommissionInputError,
+    CommissionSummary,
+    Period,
     commission_from_form,
     describe_commission,
     statement_csv_rows,
@@ -81,12 +83,16 @@ def agent_home_page(request: Request, uow: UnitOfWork) -> Response:
         agent = _me(request, uow)
     except DomainError as exc:
         return render(request, "agent/home.html", agent=None, error=exc.detail)
+    this_month = Period.of(india_today())
     return render(
         request,
         "agent/home.html",
         agent=agent,
         float_paise=service.get_float(uow.session, agent),
         commission_paise=service.get_commission_payable(uow.session, agent),
+        this_month=this_month,
+        summary=service.commission_summary(uow.session, agent, this_month),
+        payouts=service.list_commission_payouts(uow.session, agent=agent, limit=12),
         vends=service.list_vends_of_day(uow.session, agent),
         commission=describe_commission(service.rule_of(agent)),
         flash=request.query_params.get("flash", "")[:200],
@@ -324,6 +330,7 @@ def _agent_page(
     request: Request, uow: UnitOfWork, agent: CscAgent, status_code: int = 200, **extra: Any
 ) -> Response:
     topups = service.list_float_topups(uow.session, agent=agent, limit=50)
+    last_month = Period.of(india_today()).previous()
     return render(
         request,
         "agent/ops_agent.html",
@@ -334,6 +341,9 @@ def _agent_page(
         commission=describe_commission(service.rule_of(agent)),
         topups=[(t, service.float_topup_history(uow.session, t)) for t in topups],
         can_approve=_principal(request).can(P.FLOAT_APPROVE),
+        last_month=last_month,
+        summary=service.commission_summary(uow.session, agent, last_month),
+        payouts=service.list_commission_payouts(uow.session, agent=agent, limit=50),
         **extra,
     )
 
@@ -405,11 +415,17 @@ def ops_agent_statement_csv(
 def _topups_page(request: Request, uow: UnitOfWork, status_code: int = 200, **extra: Any) -> Response:
     pending = service.list_float_topups(uow.session, state="requested", limit=200)
     agents = {a.id: a for a in service.list_agents(uow.session)}
+    requesters = service.float_topup_requesters(uow.session, [t.id for t in pending])
+    me = _principal(request)
     return render(
         request,
         "agent/ops_topups.html",
         status_code=status_code,
-        rows=[(t, agents.get(t.agent_id)) for t in pending],
+        # The third item: this person entered the top-up, so the page offers no approve button (four eyes).
+        rows=[
+            (t, agents.get(t.agent_id), t.id in requesters and requesters[t.id].is_person(me.kind, me.id))
+            for t in pending
+        ],
         **extra,
     )
 
@@ -448,3 +464,76 @@ def ops_reject_topup(
         return _topups_page(request, uow, status_code=exc.status, error=exc.detail)
     uow.because(reason).commit()
     return RedirectResponse("/ops/csc/topups", status_code=303)
+
+
+# --- commission payouts -----------------------------------------------------------------------------
+
+
+def _period(text: str) -> Period:
+    if not text.strip():
+        return Period.of(india_today()).previous()  # usually the month just ended is paid
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from exc
+
+
+def _payouts_page(
+    request: Request, uow: UnitOfWork, period: Period, status_code: int = 200, **extra: Any
+) -> Response:
+    summaries = service.commission_summaries(uow.session, period)
+    empty = CommissionSummary(0, 0, 0, 0)
+    return render(
+        request,
+        "agent/ops_payouts.html",
+        status_code=status_code,
+        period=period,
+        rows=[(a, summaries.get(a.id, empty)) for a in service.list_agents(uow.session)],
+        payouts=service.list_commission_payouts(uow.session, period=period, limit=500),
+        agents={a.id: a for a in service.list_agents(uow.session)},
+        **extra,
+    )
+
+
+@router.get("/ops/csc/payouts", response_class=HTMLResponse)
+def ops_payouts(request: Request, uow: ManageUow, period: str = "") -> Response:
+    try:
+        chosen = _period(period)
+    except DomainError as exc:
+        return _payouts_page(request, uow, _period(""), status_code=exc.status, error=exc.detail)
+    return _payouts_page(request, uow, chosen)
+
+
+@router.post("/ops/csc/agents/{agent_id}/payouts", response_class=HTMLResponse)
+def ops_record_payout(
+    request: Request,
+    agent_id: uuid.UUID,
+    uow: ManageUow,
+    period: Annotated[str, Form(max_length=7)] = "",
+    amount: Annotated[str, Form(max_length=20)] = "",
+    reference: Annotated[str, Form(max_length=64)] = "",
+    note: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    agent = service.get_agent(uow.session, agent_id)
+    shown = _period("")  # the page to show again if the month typed cannot be read
+    try:
+        if not period.strip():
+            raise ValidationFailed("say which month the commission is paid for (YYYY-MM)")
+        shown = _period(period)
+        outcome = service.do_record_commission_payout(
+            uow.session,
+            agent,
+            period=shown,
+            amount_paise=_paise(amount, "the amount"),
+            reference=reference,
+            note=note,
+        )
+    except DomainError as exc:
+        uow.rollback()
+        return _payouts_page(request, uow, shown, status_code=exc.status, error=exc.detail)
+    if not outcome.replayed:
+        uow.because(
+            f"commission of CSC {agent.csc_id} for {shown} paid, reference {outcome.payout.reference}"
+        )
+        uow.commit()
+    return RedirectResponse(f"/ops/csc/payouts?period={shown}", status_code=303)

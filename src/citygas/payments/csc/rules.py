@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
@@ -148,3 +148,63 @@ def statement_csv_rows(totals: StatementTotals) -> list[tuple[str, int]]:
         ("commission_paise", totals.commission_paise),
         ("closing_float_paise", totals.closing_float_paise),
     ]
+
+
+MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Period:
+    """A calendar month of India business dates, the period commission is paid for ("2026-11")."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        match = MONTH.match(text.strip())
+        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+            raise ValueError(f"a month is written YYYY-MM, e.g. 2026-11, not '{text.strip()[:20]}'")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @classmethod
+    def of(cls, day: date) -> Period:
+        return cls(day.year, day.month)
+
+    @property
+    def first(self) -> date:
+        return date(self.year, self.month, 1)
+
+    @property
+    def last(self) -> date:
+        return self.next().first - timedelta(days=1)
+
+    def next(self) -> Period:
+        return Period(self.year + self.month // 12, self.month % 12 + 1)
+
+    def previous(self) -> Period:
+        return Period(self.year - (self.month == 1), 12 if self.month == 1 else self.month - 1)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def label(self) -> str:
+        return self.first.strftime("%B %Y")
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionSummary:
+    """One agent's commission, from `commission_payable(agent)` in the ledger, in paise. "Earned" is every
+    movement that is not a payout (commission on vends, less reversals), by business date."""
+
+    earned_in_period_paise: int
+    earned_through_end_paise: int  # from the first vend up to the period's last day
+    paid_paise: int  # every payout so far, whatever month it paid for
+    payable_paise: int  # the account's balance today
+
+    @property
+    def unpaid_through_end_paise(self) -> int:
+        """What a payout for the period may pay: earned up to its end and not paid yet — never more than
+        the account holds (a later reversal may have lowered it)."""
+        return max(0, min(self.earned_through_end_paise - self.paid_paise, self.payable_paise))

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
@@ -23,8 +23,16 @@ from citygas.ledger.models import JournalEntry, LedgerAccount, Posting
 from citygas.ledger.rules import AccountCode, credit, debit
 from citygas.ledger.service import account_for, get_balance, india_today, post_entry
 from citygas.meters.models import Meter
-from citygas.payments.csc.models import CscAgent, CscVend, FloatTopup
-from citygas.payments.csc.rules import FLOAT_TOPUP, StatementTotals, check_client_ref, commission_on
+from citygas.payments.csc.models import CommissionPayout, CscAgent, CscVend, FloatTopup
+from citygas.payments.csc.rules import (
+    FLOAT_TOPUP,
+    CommissionSummary,
+    Period,
+    StatementTotals,
+    check_client_ref,
+    commission_on,
+)
+from citygas.platform.context import actor_of
 from citygas.platform.errors import Conflict, DomainError, NotFound, ValidationFailed
 from citygas.platform.ids import uuid7
 from citygas.platform.money import format_inr
@@ -37,6 +45,7 @@ from citygas.vending.service import do_vend
 
 TOPUP_ENTRY_KIND = "csc_float_topup"
 COMMISSION_ENTRY_KIND = "csc_commission"
+PAYOUT_ENTRY_KIND = "csc_commission_payout"
 VEND_ENTRY_KIND = "topup"  # what `post_topup` writes for every vend
 MAX_FLOAT_TOPUP_PAISE = 1_00_00_000_00  # ₹1 crore: a bigger number is a typing slip, not a deposit
 
@@ -47,6 +56,23 @@ class FloatExhausted(DomainError):
     code = "float_exhausted"
     status = 422
     title = "Not enough float"
+
+
+class FourEyesRequired(DomainError):
+    """The person who entered a float top-up tried to approve it: a second person must check the bank
+    statement. Nothing was written."""
+
+    code = "four_eyes_required"
+    status = 403
+    title = "Another person must approve"
+
+
+class CommissionOverpaid(DomainError):
+    """A payout larger than the commission the agent has earned and not been paid; nothing was written."""
+
+    code = "commission_overpaid"
+    status = 422
+    title = "More than the commission owed"
 
 
 class AgentInactive(DomainError):
@@ -221,11 +247,58 @@ def get_float_topup(session: Session, topup_id: uuid.UUID, *, lock: bool = False
     return topup
 
 
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who entered a float top-up, from the first row of its workflow history (kept append-only, with
+    the actor's id), so the four-eyes rule needs no column of its own. `id` is None for a system actor."""
+
+    kind: str
+    id: uuid.UUID | None
+    label: str
+
+    def is_person(self, kind: str, actor_id: uuid.UUID | None) -> bool:
+        """The same identified person (a staff user or an API key); system actors have no id and are
+        never anybody's "self"."""
+        return self.id is not None and (self.kind, self.id) == (kind, actor_id)
+
+
+def float_topup_requesters(session: Session, topup_ids: list[uuid.UUID]) -> dict[uuid.UUID, Requester]:
+    if not topup_ids:
+        return {}
+    rows = session.execute(
+        select(WorkflowTransition).where(
+            WorkflowTransition.workflow == FLOAT_TOPUP.name,
+            WorkflowTransition.action == "start",
+            WorkflowTransition.entity_id.in_(topup_ids),
+        )
+    ).scalars()
+    return {r.entity_id: Requester(r.actor_kind, r.actor_id, r.actor_label) for r in rows}
+
+
+def check_four_eyes(
+    session: Session, topup: FloatTopup, *, approver_kind: str, approver_id: uuid.UUID | None
+) -> None:
+    """Refuse the approval by the person who entered (or requested) the top-up: one person alone could
+    otherwise grow a float with money that never arrived."""
+    requester = float_topup_requesters(session, [topup.id]).get(topup.id)
+    if requester is not None and requester.is_person(approver_kind, approver_id):
+        raise FourEyesRequired(
+            "you entered this float top-up, so another person with float approval must check the bank "
+            "statement and approve it",
+            topup_id=str(topup.id),
+        )
+
+
 def do_approve_float_topup(
     session: Session, topup: FloatTopup, *, permissions: frozenset[str], reason: str | None = None
 ) -> FloatTopup:
-    """Approve: Dr bank / Cr agent_float(agent), in the same transaction as the state change."""
+    """Approve: Dr bank / Cr agent_float(agent), in the same transaction as the state change. The
+    approver (the unit of work's actor) must not be the person who entered it (four eyes); the history
+    keeps both: the `start` row names who entered it, the `approve` row who approved it."""
     session.refresh(topup, with_for_update=True)
+    if topup.state == FLOAT_TOPUP.initial:  # a decided top-up gets the workflow's own refusal below
+        actor = actor_of(session)
+        check_four_eyes(session, topup, approver_kind=actor.kind, approver_id=actor.id)
     do_transition(session, FLOAT_TOPUP, topup, "approve", permissions=permissions, reason=reason)
     posted = post_entry(
         session,
@@ -497,3 +570,148 @@ def _account_id(session: Session, code: AccountCode, party: str) -> uuid.UUID | 
     return session.execute(
         select(LedgerAccount.id).where(LedgerAccount.code == code.value, LedgerAccount.party == party)
     ).scalar_one_or_none()
+
+
+# --- commission payouts --------------------------------------------------------------------------
+
+
+MAX_PAYOUT_REFERENCE = 64
+
+
+def commission_summaries(session: Session, period: Period) -> dict[uuid.UUID, CommissionSummary]:
+    """Every agent's commission for `period` in one query over the `commission_payable` sub-accounts
+    (agents with no commission yet are absent)."""
+    amount = Posting.amount_paise
+    is_payout = JournalEntry.kind == PAYOUT_ENTRY_KIND
+    earned = ~is_payout
+    # A liability: a credit (negative signed amount) is commission earned, a debit a payout.
+    rows = session.execute(
+        select(
+            LedgerAccount.party,
+            func.coalesce(
+                func.sum(
+                    case(
+                        (earned & JournalEntry.effective_date.between(period.first, period.last), -amount),
+                        else_=0,
+                    )
+                ),
+                0,
+            ),
+            func.coalesce(
+                func.sum(case((earned & (JournalEntry.effective_date <= period.last), -amount), else_=0)), 0
+            ),
+            func.coalesce(func.sum(case((is_payout, amount), else_=0)), 0),
+            func.coalesce(func.sum(-amount), 0),
+        )
+        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+        .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
+        .where(LedgerAccount.code == AccountCode.COMMISSION_PAYABLE.value)
+        .group_by(LedgerAccount.party)
+    ).all()
+    return {
+        uuid.UUID(party): CommissionSummary(int(in_period), int(through_end), int(paid), int(payable))
+        for party, in_period, through_end, paid, payable in rows
+    }
+
+
+def commission_summary(session: Session, agent: CscAgent, period: Period) -> CommissionSummary:
+    return commission_summaries(session, period).get(agent.id, CommissionSummary(0, 0, 0, 0))
+
+
+def check_payable_period(period: Period, today: date | None = None) -> None:
+    """Commission is paid for a month that has begun (usually one that has ended): a later month has
+    earned nothing yet."""
+    if period.first > (today or india_today()):
+        raise ValidationFailed(
+            f"{period.label} has not begun; pay commission for this month or an earlier one"
+        )
+
+
+@dataclass(frozen=True)
+class PayoutOutcome:
+    payout: CommissionPayout
+    replayed: bool  # the reference had already been recorded: the first payout, nothing new written
+
+
+def do_record_commission_payout(
+    session: Session,
+    agent: CscAgent,
+    *,
+    period: Period,
+    amount_paise: int,
+    reference: str,
+    note: str = "",
+) -> PayoutOutcome:
+    """Record commission paid to the agent's bank account or UPI for `period`: Dr commission_payable(agent)
+    / Cr bank. At most the commission earned up to the period's end and not yet paid (`commission_overpaid`
+    otherwise, nothing written). The same payment reference again returns the first payout."""
+    if isinstance(amount_paise, bool) or not isinstance(amount_paise, int) or amount_paise <= 0:
+        raise ValidationFailed("a commission payout is a positive amount")
+    ref = reference.strip().upper()
+    if not 4 <= len(ref) <= MAX_PAYOUT_REFERENCE:
+        raise ValidationFailed("give the bank UTR or UPI reference of the payout (4–64 characters)")
+    check_payable_period(period)
+    # One payout of an agent at a time (this lock also queues behind the agent's vends), so two back
+    # office users paying the same month at once cannot both pay what is owed.
+    session.execute(
+        update(CscAgent)
+        .where(CscAgent.id == agent.id)
+        .values(version=CscAgent.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    earlier = session.execute(
+        select(CommissionPayout).where(CommissionPayout.reference == ref)
+    ).scalar_one_or_none()
+    if earlier is not None:
+        if (earlier.agent_id, earlier.amount_paise, earlier.period) != (agent.id, amount_paise, str(period)):
+            raise Conflict(
+                f"payment reference {ref} is already recorded for another payout "
+                f"({format_inr(earlier.amount_paise)} for {earlier.period})"
+            )
+        return PayoutOutcome(earlier, replayed=True)
+    owed = commission_summary(session, agent, period).unpaid_through_end_paise
+    if amount_paise > owed:
+        raise CommissionOverpaid(
+            f"CSC {agent.csc_id} is owed {format_inr(owed)} of commission up to the end of {period.label}; "
+            f"{format_inr(amount_paise)} is more",
+            owed_paise=owed,
+            amount_paise=amount_paise,
+        )
+    entry = post_entry(
+        session,
+        idempotency_key=f"csc-commission-payout:{ref}",
+        reference=ref,
+        kind=PAYOUT_ENTRY_KIND,
+        lines=[
+            debit(account_for(session, AccountCode.COMMISSION_PAYABLE, str(agent.id)).id, amount_paise),
+            credit(account_for(session, AccountCode.BANK).id, amount_paise),
+        ],
+        memo=f"commission of CSC {agent.csc_id} for {period}",
+    ).entry
+    actor = actor_of(session)
+    payout = CommissionPayout(
+        id=uuid7(),
+        agent_id=agent.id,
+        period=str(period),
+        amount_paise=amount_paise,
+        reference=ref,
+        note=note.strip()[:300],
+        paid_by=actor.label[:200],
+        paid_by_id=actor.id,
+        paid_at=utcnow(),
+        ledger_entry_id=entry.id,
+    )
+    session.add(payout)
+    session.flush()
+    return PayoutOutcome(payout, replayed=False)
+
+
+def list_commission_payouts(
+    session: Session, *, agent: CscAgent | None = None, period: Period | None = None, limit: int = 100
+) -> list[CommissionPayout]:
+    query = select(CommissionPayout).order_by(CommissionPayout.paid_at.desc()).limit(limit)
+    if agent is not None:
+        query = query.where(CommissionPayout.agent_id == agent.id)
+    if period is not None:
+        query = query.where(CommissionPayout.period == str(period))
+    return list(session.execute(query).scalars())
