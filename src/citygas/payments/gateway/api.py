@@ -56,8 +56,9 @@ Viewer = Annotated[
         )
     ),
 ]
-# Money out of the CGD's account: the back office.
-Refunder = Annotated[UnitOfWork, Depends(uow_with(Permission.CUSTOMER_MANAGE))]
+# Money out of the CGD's account: whoever reconciles it with the bank (back office, CGD manager), as on
+# the back office's attention page; a care agent raises it with them.
+Refunder = Annotated[UnitOfWork, Depends(uow_with(Permission.PAYMENTS_RECONCILE))]
 
 GATEWAY_ACTOR = Actor(kind="gateway", id=None, label="payment gateway webhook")
 MAX_WEBHOOK_BYTES = 1_000_000
