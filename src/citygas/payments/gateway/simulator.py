@@ -133,14 +133,12 @@ class GatewaySimulator(SignatureChecks):
     def _now(self) -> int:
         return int(utcnow().timestamp())
 
-    # --- the port --------------------------------------------------------------------------------------
-
-    def create_order(self, *, amount_paise: int, receipt: str, notes: dict[str, str]) -> GatewayOrderInfo:
-        if isinstance(amount_paise, bool) or not isinstance(amount_paise, int) or amount_paise < 100:
-            raise GatewayError(
-                "Order amount less than minimum amount allowed", gateway_code="BAD_REQUEST_ERROR"
-            )
-        body = {
+    def _open_order(
+        self, amount_paise: int, receipt: str, notes: dict[str, str], **extra: Any
+    ) -> dict[str, Any]:
+        """Store a new order entity in Razorpay's shape (plus `extra` fields: a mandate's token, a debit's
+        pre-debit notification) and return it."""
+        order: dict[str, Any] = {
             "id": _entity_id("order_"),
             "entity": "order",
             "amount": amount_paise,
@@ -152,9 +150,19 @@ class GatewaySimulator(SignatureChecks):
             "attempts": 0,
             "notes": notes,
             "created_at": self._now(),
+            **extra,
         }
-        self._put("order", body)
-        return order_from_entity(body)
+        self._put("order", order)
+        return order
+
+    # --- the port --------------------------------------------------------------------------------------
+
+    def create_order(self, *, amount_paise: int, receipt: str, notes: dict[str, str]) -> GatewayOrderInfo:
+        if isinstance(amount_paise, bool) or not isinstance(amount_paise, int) or amount_paise < 100:
+            raise GatewayError(
+                "Order amount less than minimum amount allowed", gateway_code="BAD_REQUEST_ERROR"
+            )
+        return order_from_entity(self._open_order(amount_paise, receipt, notes))
 
     def fetch_order(self, order_id: str) -> GatewayOrderInfo:
         return order_from_entity(self._get(order_id, "order").body)
@@ -305,28 +313,19 @@ class GatewaySimulator(SignatureChecks):
             "created_at": self._now(),
         }
         self._put("customer", customer)
-        order: dict[str, Any] = {
-            "id": _entity_id("order_"),
-            "entity": "order",
-            "amount": self.MANDATE_AUTHORISATION_PAISE,
-            "amount_paid": 0,
-            "amount_due": self.MANDATE_AUTHORISATION_PAISE,
-            "currency": CURRENCY,
-            "receipt": receipt,
-            "status": "created",
-            "attempts": 0,
-            "method": "upi",
-            "customer_id": customer["id"],
-            "token": {
+        order = self._open_order(
+            self.MANDATE_AUTHORISATION_PAISE,
+            receipt,
+            notes,
+            method="upi",
+            customer_id=customer["id"],
+            token={
                 "max_amount": max_amount_paise,
                 "expire_at": int(expire_at.timestamp()),
                 "frequency": "as_presented",
             },
-            "payment_ids": [],
-            "notes": notes,
-            "created_at": self._now(),
-        }
-        self._put("order", order)
+            payment_ids=[],
+        )
         return MandateRegistration(customer["id"], order["id"], self.MANDATE_AUTHORISATION_PAISE)
 
     def fetch_mandate(self, *, customer_id: str, payment_id: str) -> MandateInfo:
@@ -353,23 +352,14 @@ class GatewaySimulator(SignatureChecks):
             raise GatewayError(
                 "Amount exceeds the mandate's maximum amount", gateway_code="BAD_REQUEST_ERROR"
             )
-        order = {
-            "id": _entity_id("order_"),
-            "entity": "order",
-            "amount": amount_paise,
-            "amount_paid": 0,
-            "amount_due": amount_paise,
-            "currency": CURRENCY,
-            "receipt": receipt,
-            "status": "created",
-            "attempts": 0,
-            "payment_capture": True,
-            "notification": {"token_id": token_id, "payment_after": int(debit_after.timestamp())},
-            "payment_ids": [],
-            "notes": notes,
-            "created_at": self._now(),
-        }
-        self._put("order", order)
+        order = self._open_order(
+            amount_paise,
+            receipt,
+            notes,
+            payment_capture=True,
+            notification={"token_id": token_id, "payment_after": int(debit_after.timestamp())},
+            payment_ids=[],
+        )
         return order_from_entity(order)
 
     def charge_mandate(
