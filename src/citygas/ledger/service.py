@@ -350,6 +350,19 @@ def _open_date(session: Session, effective_date: date | None) -> date:
     return effective
 
 
+@dataclass(frozen=True)
+class _Draft:
+    """An entry ready to write: its key and reference checked, its lines balanced, its date open."""
+
+    key: str
+    reference: str
+    kind: str
+    lines: Sequence[Line]
+    effective: date
+    memo: str = ""
+    reverses_id: uuid.UUID | None = None
+
+
 def _write_entry(
     session: Session,
     key: str,
@@ -361,58 +374,79 @@ def _write_entry(
     reverses_id: uuid.UUID | None,
     sharded: set[uuid.UUID],
 ) -> PostedEntry:
-    """Insert the entry, its lines (one statement) and the balance changes (one statement each for
-    plain rows and slices). The accounts are known to exist in the session's tenant."""
+    draft = _Draft(key, reference, kind, lines, effective, memo, reverses_id)
+    (posted,) = _write_entries(session, [draft], sharded)
+    return posted
+
+
+def _write_entries(session: Session, drafts: Sequence[_Draft], sharded: set[uuid.UUID]) -> list[PostedEntry]:
+    """Insert the entries (one statement), their lines (one statement) and the balance changes of them all
+    (one statement each for plain rows and slices). The accounts are known to exist in the session's
+    tenant; `sharded` are those among them kept in slices."""
     tenant_id = current_tenant(session)
-    entry_id = uuid7()
-    values: dict[str, Any] = {
-        "id": entry_id,
-        "tenant_id": tenant_id,
-        "idempotency_key": key,
-        "reference": reference,
-        "kind": kind,
-        "memo": memo,
-        "effective_date": effective,
-        "posted_at": utcnow(),
-        "reverses_id": reverses_id,
-    }
+    posted_at = utcnow()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": uuid7(),
+            "tenant_id": tenant_id,
+            "idempotency_key": draft.key,
+            "reference": draft.reference,
+            "kind": draft.kind,
+            "memo": draft.memo,
+            "effective_date": draft.effective,
+            "posted_at": posted_at,
+            "reverses_id": draft.reverses_id,
+        }
+        for draft in drafts
+    ]
     # The unique key decides between concurrent retries: the loser waits for the winner's commit and
     # then replays its entry.
-    if not _insert_once(session, JournalEntry, values, ["tenant_id", "idempotency_key"]):
-        winner = get_entry_by_key(session, key)
+    statement = _insert_once_statement(_dialect(session), cast(Table, JournalEntry.__table__), _ENTRY_KEY)
+    inserted = session.execute(statement, rows if len(rows) > 1 else rows[0]).all()
+    if len(inserted) < len(rows):
+        if len(rows) > 1:  # a batch is all or nothing: its caller takes the entries one at a time
+            raise Conflict("an entry of this batch was posted by a concurrent transaction; try one by one")
+        winner = get_entry_by_key(session, drafts[0].key)
         if winner is None:  # the winner rolled back between our insert and this read; the caller retries
-            raise Conflict(f"a concurrent posting with idempotency key {key} is in doubt; try again")
-        return _replay(session, winner, lines)
-    # The row is in the database: hand the caller the object without reading it back.
-    entry = JournalEntry(**values)
-    make_transient_to_detached(entry)
-    session.add(entry)
-    record(
-        session,
-        action="ledger_entry.create",
-        entity_type="ledger_entry",
-        entity_id=str(entry_id),
-        after={
-            **{k: v if isinstance(v, str | int | type(None)) else str(v) for k, v in values.items()},
-            "lines": [[str(line.account_id), line.signed_paise] for line in lines],
-        },
-    )
-    session.execute(
-        _plain_insert(cast(Table, Posting.__table__)),
-        [
+            raise Conflict(
+                f"a concurrent posting with idempotency key {drafts[0].key} is in doubt; try again"
+            )
+        return [_replay(session, winner, drafts[0].lines)]
+    posted: list[PostedEntry] = []
+    postings: list[dict[str, Any]] = []
+    for draft, values in zip(drafts, rows, strict=True):
+        # The row is in the database: hand the caller the object without reading it back.
+        entry = JournalEntry(**values)
+        make_transient_to_detached(entry)
+        session.add(entry)
+        record(
+            session,
+            action="ledger_entry.create",
+            entity_type="ledger_entry",
+            entity_id=str(entry.id),
+            after={
+                **{k: v if isinstance(v, str | int | type(None)) else str(v) for k, v in values.items()},
+                "lines": [[str(line.account_id), line.signed_paise] for line in draft.lines],
+            },
+        )
+        postings += [
             {
                 "id": uuid7(),
                 "tenant_id": tenant_id,
-                "entry_id": entry_id,
+                "entry_id": entry.id,
                 "account_id": line.account_id,
                 "line_no": n,
                 "amount_paise": line.signed_paise,
             }
-            for n, line in enumerate(lines, start=1)
-        ],
-    )
-    _add_to_balances(session, tenant_id, lines, sharded)
-    return PostedEntry(entry, replayed=False)
+            for n, line in enumerate(draft.lines, start=1)
+        ]
+        posted.append(PostedEntry(entry, replayed=False))
+    session.execute(_plain_insert(cast(Table, Posting.__table__)), postings)
+    _add_to_balances(session, tenant_id, [line for draft in drafts for line in draft.lines], sharded)
+    return posted
+
+
+_ENTRY_KEY = ("tenant_id", "idempotency_key")
 
 
 @cache
@@ -715,6 +749,27 @@ def account_kind(account: LedgerAccount) -> AccountKind:
 # --- posting recipes the vend path uses ----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Topup:
+    """One top-up's entry: the money arrives in `source` (a clearing account, or the agent's float), the
+    waterfall's deductions settle the customer's receivables, VAT goes to the state, and the gas value
+    becomes the customer's prepaid credit (a liability until the gas is burnt). `rounding_paise` is what
+    the token carries beyond the gas value (STS amounts round up), given by the CGD.
+    `customer_accounts` are ids of the customer's accounts the caller has read in this transaction (in
+    the session's tenant); accounts not given are looked up, and created on first use."""
+
+    idempotency_key: str
+    reference: str
+    customer_id: uuid.UUID
+    state: str
+    source: AccountCode
+    allocation: Allocation
+    split: GasSplit
+    source_party: str | uuid.UUID | None = None
+    rounding_paise: int = 0
+    customer_accounts: Mapping[AccountCode, uuid.UUID] = field(default_factory=dict)
+
+
 def post_topup(
     session: Session,
     *,
@@ -730,43 +785,68 @@ def post_topup(
     effective_date: date | None = None,
     customer_accounts: Mapping[AccountCode, uuid.UUID] | None = None,
 ) -> PostedEntry:
-    """The entry of one top-up: the money arrives in `source` (a clearing account, or the agent's float),
-    the waterfall's deductions settle the customer's receivables, VAT goes to the state, and the gas value
-    becomes the customer's prepaid credit (a liability until the gas is burnt). `rounding_paise` is what
-    the token carries beyond the gas value (STS amounts round up), given by the CGD.
-    `customer_accounts` are ids of the customer's accounts the caller has read in this transaction (in
-    the session's tenant); accounts not given are looked up, and created on first use."""
+    """The entry of one top-up (see `Topup`)."""
+    topup = Topup(
+        idempotency_key,
+        reference,
+        customer_id,
+        state,
+        source,
+        allocation,
+        split,
+        source_party,
+        rounding_paise,
+        customer_accounts or {},
+    )
+    (posted,) = post_topups(session, [topup], effective_date=effective_date)
+    return posted
+
+
+def post_topups(
+    session: Session, topups: Sequence[Topup], *, effective_date: date | None = None
+) -> list[PostedEntry]:
+    """The entries of several top-ups, written together (a batch of vends): all or nothing."""
+    sharded: set[uuid.UUID] = set()
+    drafts: list[_Draft] = []
+    effective = _open_date(session, effective_date)
+    for topup in topups:
+        lines = _topup_lines(session, topup, sharded)
+        key, reference = _checked_key_and_reference(topup.idempotency_key, topup.reference)
+        drafts.append(_Draft(key, reference, "topup", lines, effective))
+    # No look-up of the keys first: the vend's claim makes a retry of a top-up rare, and the unique key
+    # still finds the first entry when one comes.
+    return _write_entries(session, drafts, sharded)
+
+
+def _topup_lines(session: Session, topup: Topup, sharded: set[uuid.UUID]) -> list[Line]:
+    """The balanced lines of a top-up; adds the sharded accounts among them to `sharded`."""
+    allocation, split, rounding_paise = topup.allocation, topup.split, topup.rounding_paise
     if split.gross_paise != allocation.gas_credit_paise:
         raise ValidationFailed("the gas split must be of the allocation's gas credit")
     if rounding_paise < 0:
         raise ValidationFailed("token rounding is never negative: a token carries at least what was paid")
+    customer_id = topup.customer_id
     wanted = (
-        (Side.DEBIT, source, source_party, allocation.amount_paise),
+        (Side.DEBIT, topup.source, topup.source_party, allocation.amount_paise),
         (Side.DEBIT, AccountCode.TOKEN_ROUNDING, None, rounding_paise),
         (Side.CREDIT, AccountCode.DEBT_RECEIVABLE, customer_id, allocation.debt_paise),
         (Side.CREDIT, AccountCode.INSTALMENT_RECEIVABLE, customer_id, allocation.instalment_paise),
         (Side.CREDIT, AccountCode.CHARGES_RECEIVABLE, customer_id, allocation.fixed_charge_paise),
-        (Side.CREDIT, AccountCode.VAT_PAYABLE, state, split.vat_paise),
+        (Side.CREDIT, AccountCode.VAT_PAYABLE, topup.state, split.vat_paise),
         (Side.CREDIT, AccountCode.CUSTOMER_CREDIT, customer_id, split.gas_value_paise + rounding_paise),
     )
-    known = customer_accounts or {}
-    sharded: set[uuid.UUID] = set()
     parts: list[tuple[Side, uuid.UUID, int]] = []
     for side, code, party, paise in wanted:
         if not paise:  # no line, so no account to look up or create for it
             continue
-        given = known.get(code) if CHART[code].party is Party.CUSTOMER else None
+        given = topup.customer_accounts.get(code) if CHART[code].party is Party.CUSTOMER else None
         account_id = given or account_id_for(session, code, party)
         if is_sharded(code):
             sharded.add(account_id)
         parts.append((side, account_id, paise))
     lines = nonzero_lines(*parts)
     check_balanced(lines)
-    key, reference = _checked_key_and_reference(idempotency_key, reference)
-    effective = _open_date(session, effective_date)
-    # No look-up of the key first: the vend's claim makes a retry of a top-up rare, and the unique key
-    # still finds the first entry when one comes.
-    return _write_entry(session, key, reference, "topup", lines, effective, "", None, sharded)
+    return lines
 
 
 def post_gas_used(

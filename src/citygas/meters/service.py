@@ -211,10 +211,12 @@ def _allocate_tid_statement() -> Any:
     filters by tenant itself (`tenant_filtered`), so the central scoping has nothing to add."""
     meter = cast(Table, Meter.__table__)
     now_minutes: Any = bindparam("now_minutes", type_=Integer)
+    count: Any = bindparam("count", type_=Integer)
+    # The last of `count` TIDs, the first being max(now in minutes, last + 1).
     bump = case(
-        (meter.c.last_tid.is_(None), now_minutes),
-        (meter.c.last_tid + 1 > now_minutes, meter.c.last_tid + 1),
-        else_=now_minutes,
+        (meter.c.last_tid.is_(None), now_minutes + count - 1),
+        (meter.c.last_tid + 1 > now_minutes, meter.c.last_tid + count),
+        else_=now_minutes + count - 1,
     )
     return tenant_filtered(
         update(meter)
@@ -227,25 +229,32 @@ def _allocate_tid_statement() -> Any:
 def allocate_tid(session: Session, meter: Meter, *, now: datetime) -> int:
     """Reserve the next TID for a token to this meter: max(now in minutes, last + 1), in one UPDATE, so two
     concurrent vends to one meter queue on its row and never share a TID. Refuses past the key's expiry."""
+    (tid,) = allocate_tids(session, meter, 1, now=now)
+    return tid
+
+
+def allocate_tids(session: Session, meter: Meter, count: int, *, now: datetime) -> list[int]:
+    """`count` consecutive TIDs for the tokens of one vend, in one UPDATE (see `allocate_tid`)."""
     # The session's tenant is the wall; the platform scope (tools, the worker) has none and acts in the
     # meter's own. A session without a tenant fails closed in the central scoping before this runs.
     tenant = meter.tenant_id if is_system(session) else session.info.get(TENANT_KEY)
-    tid: int | None = session.execute(
+    last: int | None = session.execute(
         _allocate_tid_statement(),
         {
             "meter": meter.id,
             "tenant": tenant,
             "now_minutes": minutes_since_base_date(now, meter.base_date),
+            "count": count,
         },
     ).scalar_one_or_none()
-    if tid is None:  # the meter is not in this tenant (the CASE always yields a number)
+    if last is None:  # the meter is not in this tenant (the CASE always yields a number)
         raise NotFound(f"no meter {meter.serial}")
     try:
-        check_key_not_expired(tid, meter.ken)
+        check_key_not_expired(last, meter.ken)
     except KeyExpiredError as exc:
         raise Conflict(str(exc)) from exc
     session.expire(meter, ["last_tid"])
-    return tid
+    return list(range(last - count + 1, last + 1))
 
 
 def do_schedule_key_change(

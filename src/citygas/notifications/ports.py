@@ -61,7 +61,12 @@ def request(
     caller runs in the platform scope, as the login look-ups do)."""
     from citygas.platform.outbox import emit  # noqa: PLC0415 - keep the port importable on its own
 
-    emit(session, "notification.requested", {"channel": channel, "to": to, "text": text}, tenant_id=tenant_id)
+    emit(session, *requested(channel=channel, to=to, text=text), tenant_id=tenant_id)
+
+
+def requested(*, channel: str, to: str, text: str) -> tuple[str, dict[str, str]]:
+    """The outbox event (topic, payload) that `request` emits, for callers emitting many at once."""
+    return "notification.requested", {"channel": channel, "to": to, "text": text}
 
 
 @handles("notification.requested", name="notifications.send")

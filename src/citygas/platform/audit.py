@@ -160,6 +160,8 @@ class _PendingEntry:
     entity_id: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    # Taken when the entry is recorded, not at commit: a batch of vends records each request's own id.
+    request_id: str | None = None
 
 
 def record(
@@ -177,7 +179,7 @@ def record(
     if not isinstance(tenant, uuid.UUID):
         raise ValueError("an audit row needs a tenant")
     session.info.setdefault(_PENDING_KEY, []).append(
-        _PendingEntry(tenant, action, entity_type, entity_id, before, after)
+        _PendingEntry(tenant, action, entity_type, entity_id, before, after, request_id_of(session))
     )
 
 
@@ -194,7 +196,7 @@ def _append(session: Session, pending: list[_PendingEntry]) -> int:
     moments, while the head is locked, so it has to be quick. Returns how many entries were written."""
     actor = actor_of(session)
     at = utcnow()
-    request_id, reason = request_id_of(session), reason_of(session)
+    reason = reason_of(session)
     written = 0
     for tenant_id in sorted({p.tenant_id for p in pending}):  # fixed lock order avoids deadlocks
         with session.no_autoflush:
@@ -215,7 +217,7 @@ def _append(session: Session, pending: list[_PendingEntry]) -> int:
                 "entity_id": p.entity_id,
                 "before": p.before,
                 "after": p.after,
-                "request_id": request_id,
+                "request_id": p.request_id,
                 "reason": reason,
                 "prev_hash": last_hash,
             }
@@ -311,7 +313,8 @@ def _pending_for(
     if not isinstance(tenant, uuid.UUID):
         raise ValueError(f"cannot place the audit row of {type(obj).__name__} in a tenant")
     entity = _entity_name(obj)
-    return _PendingEntry(tenant, f"{entity}.{verb}", entity, str(getattr(obj, "id", "")), before, after)
+    entity_id = str(getattr(obj, "id", ""))
+    return _PendingEntry(tenant, f"{entity}.{verb}", entity, entity_id, before, after, request_id_of(session))
 
 
 @dataclass(frozen=True)

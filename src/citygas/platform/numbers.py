@@ -43,9 +43,16 @@ def next_number(session: Session, kind: NumberKind, *, width: int = 8) -> str:
 
     One statement: the counter row stays locked until the caller's transaction ends, so callers on a
     hot path (the vend) take their number as late as they can."""
-    tenant_id = current_tenant(session)
-    value, prefix = _increment(session, tenant_id, kind)
-    return f"{prefix or 'X'}-{kind.value}-{value:0{width}d}"
+    (number,) = take_numbers(session, kind, 1, width=width)
+    return number
+
+
+def take_numbers(session: Session, kind: NumberKind, count: int, *, width: int = 8) -> list[str]:
+    """The next `count` numbers of this kind, consecutive, in one statement (a batch of vends)."""
+    if count < 1:
+        return []
+    last, prefix = _increment(session, current_tenant(session), kind, count)
+    return [f"{prefix or 'X'}-{kind.value}-{value:0{width}d}" for value in range(last - count + 1, last + 1)]
 
 
 @cache
@@ -56,7 +63,7 @@ def _bump() -> Any:
     return (
         update(sequence)
         .where(sequence.c.tenant_id == bindparam("tenant"), sequence.c.kind == bindparam("number_kind"))
-        .values(last_value=sequence.c.last_value + 1)
+        .values(last_value=sequence.c.last_value + bindparam("count"))
         .returning(sequence.c.last_value, code)
     )
 
@@ -120,9 +127,12 @@ def _create_counter(session: Session, tenant_id: uuid.UUID, kind: NumberKind) ->
     )
 
 
-def _increment(session: Session, tenant_id: uuid.UUID, kind: NumberKind) -> tuple[int, str | None]:
+def _increment(
+    session: Session, tenant_id: uuid.UUID, kind: NumberKind, count: int = 1
+) -> tuple[int, str | None]:
+    """Move the counter on by `count`; its new last value (the last number taken) and the tenant's code."""
     bump = _bump()
-    params = {"tenant": tenant_id, "number_kind": kind.value}
+    params = {"tenant": tenant_id, "number_kind": kind.value, "count": count}
     row = session.execute(bump, params).one_or_none()
     if row is not None:
         return int(row[0]), row[1]

@@ -15,7 +15,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -107,11 +107,18 @@ def emit(
     Inserted at once with a Core statement built once (every vend emits two events, and the ORM's
     unit of work cost more than the INSERT): the row is the same the flush would write, and a rolled-back
     transaction or savepoint takes it with it, as it would have taken the pending object."""
+    (event_id,) = emit_many(session, [(topic, payload)], tenant_id=tenant_id)
+    return event_id
+
+
+def emit_many(
+    session: Session, events: Sequence[tuple[str, dict[str, Any]]], *, tenant_id: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """`emit` for several (topic, payload) events at once: one INSERT of many rows (a batch of vends)."""
     tenant = tenant_id if tenant_id is not None else session.info.get(TENANT_KEY)
     now = utcnow()
-    event_id = uuid7()
-    session.execute(
-        _insert_event(),
+    ids = [uuid7() for _ in events]
+    rows = [
         {
             "id": event_id,
             "tenant_id": tenant if isinstance(tenant, uuid.UUID) else None,
@@ -121,9 +128,12 @@ def emit(
             "next_attempt_at": now,
             "status": OutboxStatus.PENDING.value,
             "attempts": 0,
-        },
-    )
-    return event_id
+        }
+        for event_id, (topic, payload) in zip(ids, events, strict=True)
+    ]
+    if rows:
+        session.execute(_insert_event(), rows if len(rows) > 1 else rows[0])
+    return ids
 
 
 @cache

@@ -13,8 +13,9 @@ from citygas.identity.principal import Principal
 from citygas.identity.rules import Permission
 from citygas.platform.errors import PermissionDenied
 from citygas.platform.uow import UnitOfWork
+from citygas.vending.batching import batcher_for
 from citygas.vending.rules import Channel, VendRequest
-from citygas.vending.service import do_vend, get_vend, vend_body
+from citygas.vending.service import get_vend, vend_body
 from citygas.web.deps import Requires, uow_with
 
 router = APIRouter(prefix="/api/v1/vends", tags=["vending"])
@@ -70,15 +71,15 @@ class VendOut(BaseModel):
         409: {"description": "this Idempotency-Key was used for a different top-up"},
     },
 )
-def create_vend(
+async def create_vend(
     request: Request,
     body: VendIn,
-    uow: Annotated[UnitOfWork, Depends(uow_with(Permission.VEND_CREATE))],
     principal: Annotated[Principal, Depends(Requires(Permission.VEND_CREATE))],
     idempotency_key: Annotated[str, Header(min_length=1, max_length=100, alias="Idempotency-Key")],
 ) -> JSONResponse:
     """Vend gas credit. Send the same `Idempotency-Key` to retry safely: the same body gets the first answer
-    (200), a different body under that key gets 409."""
+    (200), a different body under that key gets 409. Vends arriving together are written together
+    (`vending.batching`), each with its own answer."""
     if body.channel not in API_CHANNELS:
         raise PermissionDenied(
             f"the API vends on the b2b channel; {body.channel.value} has its own integration"
@@ -91,11 +92,10 @@ def create_vend(
         meter_serial=body.meter_serial,
         payment_reference=body.payment_reference,
     )
-    outcome = do_vend(uow.session, vend_request, master_key=request.app.state.settings.master_key_bytes)
-    answer = vend_body(uow.session, outcome.vend, customer=outcome.customer, meter=outcome.meter)
-    if not outcome.replayed:
-        uow.because(f"vend through the API ({principal.label})").commit()
-    return JSONResponse(answer, status_code=200 if outcome.replayed else 201)
+    state = request.app.state
+    batcher = batcher_for(state, state.db, state.settings.master_key_bytes)
+    answer = await batcher.vend(principal, vend_request, getattr(request.state, "request_id", None))
+    return JSONResponse(answer.body, status_code=200 if answer.replayed else 201)
 
 
 @router.get("/{vend_id}", response_model=VendOut)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, and_, bindparam, func, select
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -32,15 +32,16 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from citygas.customers.models import Customer
 from citygas.ledger.models import AccountBalance, LedgerAccount
 from citygas.ledger.rules import CHART, AccountCode, in_normal_terms
-from citygas.ledger.service import is_sharded, post_topup
+from citygas.ledger.service import Topup, is_sharded, post_topups
 from citygas.meters.models import Meter, MeterModel, VendingKey
-from citygas.meters.service import allocate_tid, decoder_key_for, decoder_parameters
+from citygas.meters.service import allocate_tids, decoder_key_for, decoder_parameters
 from citygas.notifications import ports as notifications
 from citygas.platform.audit import record_created
+from citygas.platform.context import request_id_of, set_request_id
 from citygas.platform.errors import Conflict, DomainError, NotFound
 from citygas.platform.ids import uuid7
-from citygas.platform.numbers import NumberKind, insert_numbered
-from citygas.platform.outbox import emit
+from citygas.platform.numbers import NumberKind, take_numbers
+from citygas.platform.outbox import emit_many
 from citygas.platform.tenancy import ChargeArea, GeographicalArea, current_tenant, tenant_filtered
 from citygas.platform.time import INDIA, utcnow
 from citygas.sts import (
@@ -54,7 +55,15 @@ from citygas.sts import (
     next_base_date,
 )
 from citygas.tariffs.models import GasTariff, InstalmentPlan, TaxRate
-from citygas.tariffs.rules import AmountOutOfRange, TaxKind, allocate_topup, gas_value_for, instalment_due
+from citygas.tariffs.rules import (
+    Allocation,
+    AmountOutOfRange,
+    GasSplit,
+    TaxKind,
+    allocate_topup,
+    gas_value_for,
+    instalment_due,
+)
 from citygas.tariffs.service import get_gas_quote, terms_of
 from citygas.vending.models import Vend, VendClaim
 from citygas.vending.rules import DEFAULT_LIMITS, Channel, TokenKind, VendLimits, VendRequest
@@ -126,6 +135,42 @@ class VendContext:
 checkpoint: Callable[[str], None] = lambda _step: None  # noqa: E731
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A request a batch could not take (its key or its customer is in the batch already), with nothing
+    written for it: vend it after the batch commits, on its own."""
+
+    why: str
+
+
+VendResult = VendOutcome | DomainError | Deferred
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One request of a batch: where its result goes, and the id its audit rows carry."""
+
+    index: int
+    request: VendRequest
+    request_id: str | None
+
+
+@dataclass
+class _Passed:
+    """A request that passed the checks, with what they read and decided; the tokens come after."""
+
+    slot: _Slot
+    customer: Customer
+    meter: Meter
+    model: MeterModel
+    context: VendContext
+    price: Price
+    allocation: Allocation
+    split: GasSplit
+    tokens: list[dict[str, Any]] = field(default_factory=list)
+    rounding: int = 0
+
+
 def do_vend(
     session: Session,
     request: VendRequest,
@@ -134,57 +179,238 @@ def do_vend(
     now: datetime | None = None,
     limits: VendLimits = DEFAULT_LIMITS,
 ) -> VendOutcome:
+    """One vend: a batch of one. Raises what refuses it; the caller rolls back (or its savepoint)."""
+    (result,) = do_vends(session, [request], master_key=master_key, now=now, limits=limits)
+    if isinstance(result, DomainError):
+        raise result
+    assert isinstance(result, VendOutcome)  # one request is never deferred
+    return result
+
+
+def do_vends(
+    session: Session,
+    requests: Sequence[VendRequest],
+    *,
+    master_key: bytes,
+    now: datetime | None = None,
+    limits: VendLimits = DEFAULT_LIMITS,
+    request_ids: Sequence[str | None] | None = None,
+) -> list[VendResult]:
+    """Vend several requests of the session's tenant in the caller's transaction: the one vend path.
+
+    Each request gets its own result, in order: its vend (new or replayed), the domain error that refused
+    it (nothing of it written: its claim is withdrawn), or `Deferred`. The checks come first, for each
+    request on its own; then the writes of all the vends that passed, together, a statement per kind of
+    row rather than per vend. An error in the writes is raised for the whole batch, whose caller rolls it
+    back and takes the requests one at a time. `request_ids` name each request in its audit rows."""
     now = now or utcnow()
-    _check_request(request)
-    replay = _claim(session, request, now)
-    if replay is not None:
-        return replay
+    ids = list(request_ids) if request_ids is not None else [request_id_of(session)] * len(requests)
+    results: list[VendResult | None] = [None] * len(requests)
+    slots = _claimed(session, _admitted(requests, ids, results), results, now)
     checkpoint("claimed")
-    customer, meter, model, _key_row = _resolve(session, request)  # held: the key derivation reads it
+    passed = _checked(session, slots, results, limits, now)
+    checkpoint("priced")
+    if passed:
+        _make_tokens(session, passed, master_key, now)
+        checkpoint("tokens")
+        _record(session, passed, results, now)
+    for slot_result in results:
+        assert slot_result is not None
+    return cast(list[VendResult], results)
+
+
+def _admitted(
+    requests: Sequence[VendRequest], ids: Sequence[str | None], results: list[VendResult | None]
+) -> list[_Slot]:
+    """The well-formed requests, each key once (a repeat waits for the batch)."""
+    slots: list[_Slot] = []
+    keys: set[str] = set()
+    for n, request in enumerate(requests):
+        try:
+            _check_request(request)
+        except DomainError as exc:
+            results[n] = exc
+            continue
+        if request.idempotency_key in keys:
+            results[n] = Deferred("the same key is in this batch")
+            continue
+        keys.add(request.idempotency_key)
+        slots.append(_Slot(n, request, ids[n]))
+    return slots
+
+
+def _claimed(
+    session: Session, slots: list[_Slot], results: list[VendResult | None], now: datetime
+) -> list[_Slot]:
+    """Claim the keys (one statement, in key order so that two batches never wait on each other in a
+    circle); a key claimed before is answered with its vend, or refused if the request differs."""
+    if not slots:
+        return slots
+    slots = sorted(slots, key=lambda slot: slot.request.idempotency_key)
+    tenant = current_tenant(session)
+    rows = [
+        {
+            "tenant_id": tenant,
+            "idempotency_key": slot.request.idempotency_key,
+            "fingerprint": slot.request.fingerprint(),
+            "claimed_at": now,
+        }
+        for slot in slots
+    ]
+    statement = _claim_statement(session.get_bind().dialect.name)
+    claimed = set(session.execute(statement, rows if len(rows) > 1 else rows[0]).scalars())
+    taken = [slot for slot in slots if slot.request.idempotency_key not in claimed]
+    if taken:
+        keys = [slot.request.idempotency_key for slot in taken]
+        vends = {
+            vend.idempotency_key: vend
+            for vend in session.execute(select(Vend).where(Vend.idempotency_key.in_(keys))).scalars()
+        }
+        for slot in taken:
+            vend = vends[slot.request.idempotency_key]
+            if vend.fingerprint != slot.request.fingerprint():
+                results[slot.index] = IdempotencyConflict(
+                    "this idempotency key was used for a different top-up; use a new key for a new top-up"
+                )
+            else:
+                results[slot.index] = VendOutcome(vend, replayed=True)
+    return [slot for slot in slots if slot.request.idempotency_key in claimed]
+
+
+def _checked(
+    session: Session,
+    slots: list[_Slot],
+    results: list[VendResult | None],
+    limits: VendLimits,
+    now: datetime,
+) -> list[_Passed]:
+    """The rules, for each claimed request on its own: its meter, amount, daily limits, price and
+    waterfall. A refused or deferred request's claim is withdrawn, so that nothing of it stays."""
+    passed: list[_Passed] = []
+    withdrawn: list[str] = []
+    customers: set[uuid.UUID] = set()
+    found = _resolve_all(session, [slot.request for slot in slots]) if slots else {}
+    for slot in slots:
+        try:
+            checked = _check_one(session, slot, found, limits, now)
+        except DomainError as exc:
+            results[slot.index] = exc
+            withdrawn.append(slot.request.idempotency_key)
+            continue
+        if checked.customer.id in customers:  # one vend per customer in a batch: limits, TIDs, balances
+            results[slot.index] = Deferred("the same customer is in this batch")
+            withdrawn.append(slot.request.idempotency_key)
+            continue
+        customers.add(checked.customer.id)
+        passed.append(checked)
+    if withdrawn:
+        session.execute(_withdraw_statement(), {"tenant": current_tenant(session), "keys": withdrawn})
+    return passed
+
+
+def _check_one(
+    session: Session,
+    slot: _Slot,
+    found: Found,
+    limits: VendLimits,
+    now: datetime,
+) -> _Passed:
+    request = slot.request
+    customer, meter, model, _key_row = _resolved(request, found)  # key row held: the derivation reads it
     _check_meter(meter)
     _check_amount(request.amount_paise, limits)
     context = read_context(session, customer, now)
     _check_daily(context, request.amount_paise, limits)
     price = context.price or _slow_price(session, customer, now)
     allocation = _allocate(session, context, request.amount_paise, limits)
-    split = gas_value_for(allocation.gas_credit_paise, price.rate_paise_per_scm, price.vat_bp)
-    checkpoint("priced")
-
-    tokens: list[dict[str, Any]] = []
-    if meter.key_change_pending:
-        tokens.extend(_key_change_tokens(session, meter, master_key))
-    key = decoder_key_for(session, meter, master_key=master_key)
     if model.mode == "currency" and meter.tariff_on_meter != price.rate_paise_per_scm:
-        tokens.append(_tariff_token(session, meter, key, price.rate_paise_per_scm, now))
-    credit_token, carried = _credit_token(
-        session, meter, model, key, split.gas_value_paise, split.litres, now
-    )
-    tokens.append(credit_token)
-    if model.mode == "currency":
-        rounding = carried - split.gas_value_paise
-    else:  # the litres the token carries beyond those paid for, at the vend's rate, given by the CGD
-        rounding = (carried - split.litres) * price.rate_paise_per_scm // 1000
-    checkpoint("tokens")
+        _check_rate_field(price.rate_paise_per_scm)
+    split = gas_value_for(allocation.gas_credit_paise, price.rate_paise_per_scm, price.vat_bp)
+    return _Passed(slot, customer, meter, model, context, price, allocation, split)
 
-    vend_id = uuid7()
+
+def _make_tokens(session: Session, passed: list[_Passed], master_key: bytes, now: datetime) -> None:
+    """Each vend's tokens: key change first where the meter needs it, SetTariffRate if the price moved,
+    then the credit, for exactly the encoded amount. Meters in id order: the order their rows lock in."""
+    for slot in sorted(passed, key=lambda p: p.meter.id):
+        meter, model, price, split = slot.meter, slot.model, slot.price, slot.split
+        if meter.key_change_pending:
+            slot.tokens.extend(_key_change_tokens(session, meter, master_key))
+        key = decoder_key_for(session, meter, master_key=master_key)
+        tariff = model.mode == "currency" and meter.tariff_on_meter != price.rate_paise_per_scm
+        tids = allocate_tids(session, meter, 2 if tariff else 1, now=now)
+        if tariff:
+            slot.tokens.append(_tariff_token(meter, key, price.rate_paise_per_scm, tids[0]))
+        credit_token, carried = _credit_token(
+            meter, model, key, split.gas_value_paise, split.litres, tids[-1]
+        )
+        slot.tokens.append(credit_token)
+        if model.mode == "currency":
+            slot.rounding = carried - split.gas_value_paise
+        else:  # the litres the token carries beyond those paid for, at the vend's rate, given by the CGD
+            slot.rounding = (carried - split.litres) * price.rate_paise_per_scm // 1000
+
+
+def _record(session: Session, slots: list[_Passed], results: list[VendResult | None], now: datetime) -> None:
+    """The ledger entries, the vend rows with their receipt numbers, the events and the SMS: a statement
+    per kind of row. The rows every vend of the tenant shares are taken last, so they are held for the
+    fewest round trips: the balance slices, then the receipt counter, then (at commit) the audit head."""
+    vend_ids = [uuid7() for _ in slots]
     # The entry names the vend, not its receipt number: the number is taken after it (below), so that the
     # tenant's counter is held for as short a time as possible. The vend row links the two.
-    entry = post_topup(
+    entries = post_topups(
         session,
+        [_topup_of(slot, vend_id) for slot, vend_id in zip(slots, vend_ids, strict=True)],
+        effective_date=now.astimezone(INDIA).date(),
+    )
+    checkpoint("posted")
+    receipts = take_numbers(session, NumberKind.RECEIPT, len(slots))
+    rows = [
+        _vend_row(session, slot, vend_id, entry.entry.id, receipt, now)
+        for slot, vend_id, entry, receipt in zip(slots, vend_ids, entries, receipts, strict=True)
+    ]
+    session.execute(_insert_vends(), rows if len(rows) > 1 else rows[0])
+    events: list[tuple[str, dict[str, Any]]] = []
+    for slot, row in zip(slots, rows, strict=True):
+        vend = Vend(**row)
+        # The row is in the database: record its audit row as the flush would, under the request's own
+        # id, and make the object the session's persistent row, as if loaded.
+        set_request_id(session, slot.slot.request_id)
+        record_created(session, vend)
+        make_transient_to_detached(vend)
+        session.add(vend)
+        results[slot.slot.index] = VendOutcome(vend, replayed=False, customer=slot.customer, meter=slot.meter)
+        events += _vend_events(slot, vend)
+    checkpoint("recorded")
+    emit_many(session, events)
+
+
+def _topup_of(slot: _Passed, vend_id: uuid.UUID) -> Topup:
+    request, customer, context, price = slot.slot.request, slot.customer, slot.context, slot.price
+    return Topup(
         idempotency_key=f"vend:{request.idempotency_key}",
         reference=f"vend {vend_id}",
         customer_id=customer.id,
         state=price.state,
         source=SOURCE_ACCOUNT[request.channel],
         source_party=request.source_party,
-        allocation=allocation,
-        split=split,
-        rounding_paise=rounding,
-        effective_date=now.astimezone(INDIA).date(),
+        allocation=slot.allocation,
+        split=slot.split,
+        rounding_paise=slot.rounding,
         customer_accounts=context.account_ids,
     )
-    checkpoint("posted")
-    values: dict[str, Any] = {
+
+
+def _vend_row(
+    session: Session,
+    slot: _Passed,
+    vend_id: uuid.UUID,
+    entry_id: uuid.UUID,
+    receipt: str,
+    now: datetime,
+) -> dict[str, Any]:
+    request, allocation, split, price = slot.slot.request, slot.allocation, slot.split, slot.price
+    return {
         "id": vend_id,
         "tenant_id": current_tenant(session),
         "idempotency_key": request.idempotency_key,
@@ -192,47 +418,37 @@ def do_vend(
         "channel": request.channel.value,
         "source_party": request.source_party,
         "payment_reference": request.payment_reference,
-        "customer_id": customer.id,
-        "meter_id": meter.id,
+        "receipt_number": receipt,
+        "customer_id": slot.customer.id,
+        "meter_id": slot.meter.id,
         "amount_paise": request.amount_paise,
-        "gas_credit_paise": split.gas_value_paise + rounding,
+        "gas_credit_paise": split.gas_value_paise + slot.rounding,
         "gas_litres": split.litres,
         "vat_paise": split.vat_paise,
-        "rounding_paise": rounding,
+        "rounding_paise": slot.rounding,
         "rate_paise_per_scm": price.rate_paise_per_scm,
         "deductions": [{"kind": kind, "amount_paise": paise} for kind, paise in allocation.deductions],
-        "tokens": tokens,
-        "ledger_entry_id": entry.entry.id,
+        "tokens": slot.tokens,
+        "ledger_entry_id": entry_id,
         "created_at": now,
     }
-    # The receipt number and the vend row in one statement: from here to commit the tenant's counter is
-    # held, and every other vend of the tenant waits for it.
-    receipt = insert_numbered(session, NumberKind.RECEIPT, _table(Vend), values, "receipt_number")
-    vend = Vend(**values, receipt_number=receipt)
-    # The row is in the database: record its audit row as the flush would, and make the object the
-    # session's persistent row, as if loaded.
-    record_created(session, vend)
-    make_transient_to_detached(vend)
-    session.add(vend)
-    checkpoint("recorded")
-    emit(
-        session,
-        "vend.completed",
-        {
-            "vend_id": str(vend.id),
-            "receipt_number": receipt,
-            "consumer_number": customer.consumer_number,
-            "channel": request.channel.value,
-        },
-    )
-    tokens_text = "; ".join(group_token(t["token"]) for t in tokens)
-    notifications.request(
-        session,
-        channel="sms",
-        to=customer.phone,
-        text=f"Gas top-up {receipt}: enter in order on meter {meter.serial}: {tokens_text}",
-    )
-    return VendOutcome(vend, replayed=False, customer=customer, meter=meter)
+
+
+def _vend_events(slot: _Passed, vend: Vend) -> list[tuple[str, dict[str, Any]]]:
+    """The vend's event for the rest of the system, and the SMS with its tokens."""
+    customer, meter = slot.customer, slot.meter
+    tokens_text = "; ".join(group_token(t["token"]) for t in vend.tokens)
+    completed = {
+        "vend_id": str(vend.id),
+        "receipt_number": vend.receipt_number,
+        "consumer_number": customer.consumer_number,
+        "channel": vend.channel,
+    }
+    text = f"Gas top-up {vend.receipt_number}: enter in order on meter {meter.serial}: {tokens_text}"
+    return [
+        ("vend.completed", completed),
+        notifications.requested(channel="sms", to=customer.phone, text=text),
+    ]
 
 
 def _check_request(request: VendRequest) -> None:
@@ -261,32 +477,25 @@ def _claim_statement(dialect: str) -> Any:
     )
 
 
-def _claim(session: Session, request: VendRequest, now: datetime) -> VendOutcome | None:
-    """Claim the key, or return the vend it already made (or refuse a different request under it)."""
-    claimed = session.execute(
-        _claim_statement(session.get_bind().dialect.name),
-        {
-            "tenant_id": current_tenant(session),
-            "idempotency_key": request.idempotency_key,
-            "fingerprint": request.fingerprint(),
-            "claimed_at": now,
-        },
-    ).scalar_one_or_none()
-    if claimed is not None:
-        return None
-    vend = session.execute(select(Vend).where(Vend.idempotency_key == request.idempotency_key)).scalar_one()
-    if vend.fingerprint != request.fingerprint():
-        raise IdempotencyConflict(
-            "this idempotency key was used for a different top-up; use a new key for a new top-up"
-        )
-    return VendOutcome(vend, replayed=True)
+@cache
+def _withdraw_statement() -> Any:
+    claim = _table(VendClaim)
+    keys: Any = bindparam("keys", expanding=True)
+    return delete(claim).where(claim.c.tenant_id == bindparam("tenant"), claim.c.idempotency_key.in_(keys))
+
+
+@cache
+def _insert_vends() -> Any:
+    return insert(_table(Vend))
 
 
 @cache
 def _resolve_statement(by: str) -> Any:
-    """The customer, the installed meter, its model and vending key, filtered by tenant here, by hand,
-    on every table (`tenant_filtered`): the ORM criteria would cost as much as the query."""
+    """The customers (or meters) of a batch with their installed meters, models and vending keys,
+    filtered by tenant here, by hand, on every table (`tenant_filtered`): the ORM criteria would cost
+    as much as the query."""
     tenant: Any = bindparam("tenant")
+    targets: Any = bindparam("targets", expanding=True)
     entities = select(Customer, Meter, MeterModel, VendingKey)
     model = and_(MeterModel.id == Meter.model_id, MeterModel.tenant_id == tenant)
     key = and_(VendingKey.id == Meter.vending_key_id, VendingKey.tenant_id == tenant)
@@ -298,7 +507,7 @@ def _resolve_statement(by: str) -> Any:
             )
             .outerjoin(MeterModel, model)
             .outerjoin(VendingKey, key)
-            .where(Customer.consumer_number == bindparam("target"), Customer.tenant_id == tenant)
+            .where(Customer.consumer_number.in_(targets), Customer.tenant_id == tenant)
         )
     else:
         statement = (
@@ -306,34 +515,48 @@ def _resolve_statement(by: str) -> Any:
             .outerjoin(Customer, and_(Customer.id == Meter.customer_id, Customer.tenant_id == tenant))
             .outerjoin(MeterModel, model)
             .outerjoin(VendingKey, key)
-            .where(Meter.serial == bindparam("target"), Meter.tenant_id == tenant)
+            .where(Meter.serial.in_(targets), Meter.tenant_id == tenant)
         )
     return tenant_filtered(statement)
 
 
-def _resolve(session: Session, request: VendRequest) -> tuple[Customer, Meter, MeterModel, VendingKey]:
-    """The customer, the installed meter, its model and vending key, in one statement. The key row is
-    read along so that deriving the decoder key finds it in the session."""
-    tenant = current_tenant(session)
+Found = dict[tuple[str, str], tuple[Customer, Meter | None, MeterModel | None, VendingKey | None]]
+
+
+def _target(request: VendRequest) -> tuple[str, str]:
     if request.consumer_number:
-        row = session.execute(
-            _resolve_statement("consumer"),
-            {"tenant": tenant, "target": request.consumer_number.strip()},
-        ).one_or_none()
-        if row is None:
+        return ("consumer", request.consumer_number.strip())
+    return ("meter", (request.meter_serial or "").strip().upper())
+
+
+def _resolve_all(session: Session, requests: Sequence[VendRequest]) -> Found:
+    """The customers and meters the requests name, with meter, model and vending key: a statement for
+    those named by consumer number and one for those named by meter serial. The key rows are read along
+    so that deriving the decoder keys finds them in the session."""
+    tenant = current_tenant(session)
+    found: Found = {}
+    for by in ("consumer", "meter"):
+        targets = sorted({t for kind, t in map(_target, requests) if kind == by})
+        if not targets:
+            continue
+        rows = session.execute(_resolve_statement(by), {"tenant": tenant, "targets": targets})
+        for customer, meter, model, key in rows:
+            if by == "consumer":
+                found[(by, customer.consumer_number)] = (customer, meter, model, key)
+            elif customer is not None:
+                found[(by, meter.serial)] = (customer, meter, model, key)
+    return found
+
+
+def _resolved(request: VendRequest, found: Found) -> tuple[Customer, Meter, MeterModel, VendingKey]:
+    row = found.get(_target(request))
+    if row is None:
+        if request.consumer_number:
             raise NotFound(f"no customer {request.consumer_number}")
-        customer, meter, model, key = row
-        if meter is None:
-            raise VendRefused("no_meter", f"customer {customer.consumer_number} has no meter installed yet")
-    else:
-        row = session.execute(
-            _resolve_statement("meter"),
-            {"tenant": tenant, "target": (request.meter_serial or "").strip().upper()},
-        ).one_or_none()
-        if row is None or row[1].customer_id is None:
-            raise NotFound(f"no installed meter {request.meter_serial}")
-        customer, meter, model, key = row
-        assert customer is not None
+        raise NotFound(f"no installed meter {request.meter_serial}")
+    customer, meter, model, key = row
+    if meter is None:
+        raise VendRefused("no_meter", f"customer {customer.consumer_number} has no meter installed yet")
     assert model is not None
     assert key is not None
     return customer, meter, model, key
@@ -526,33 +749,26 @@ def _key_change_tokens(session: Session, meter: Meter, master_key: bytes) -> lis
     return [{"kind": TokenKind.KEY_CHANGE.value, "token": token, "tid": None} for token in change.tokens]
 
 
-def _tariff_token(
-    session: Session, meter: Meter, key: DecoderKey, rate: int, now: datetime
-) -> dict[str, Any]:
+def _check_rate_field(rate: int) -> None:
     if not 0 < rate <= MAX_RATE_FIELD:
         raise VendRefused(
             "tariff_unrepresentable", f"a rate of {rate} paise per SCM does not fit a SetTariffRate"
         )
-    tid = allocate_tid(session, meter, now=now)
+
+
+def _tariff_token(meter: Meter, key: DecoderKey, rate: int, tid: int) -> dict[str, Any]:
     issued = issue_set_tariff_rate(decoder_key=key, rate_field=rate, tid=tid, ken=meter.ken)
     meter.tariff_on_meter = rate
     return {"kind": TokenKind.SET_TARIFF_RATE.value, "token": issued.token, "tid": tid}
 
 
 def _credit_token(
-    session: Session,
-    meter: Meter,
-    model: MeterModel,
-    key: DecoderKey,
-    gas_value_paise: int,
-    litres: int,
-    now: datetime,
+    meter: Meter, model: MeterModel, key: DecoderKey, gas_value_paise: int, litres: int, tid: int
 ) -> tuple[dict[str, Any], int]:
     currency = model.mode == "currency"
     convention = AmountConvention(
         model.credit_subclass, "paise" if currency else "litres", model.base_units_per_count
     )
-    tid = allocate_tid(session, meter, now=now)
     issued = issue_metered_credit(
         decoder_key=key,
         convention=convention,

@@ -1,0 +1,188 @@
+"""Group commit for the vend API: the requests that arrive while a batch is being written go together in
+the next one, through `do_vends`, in one transaction.
+
+Why: every vend of a tenant writes the same few shared rows (the receipt counter, the balance slices of
+the tenant-wide accounts, the audit chain head), and one at a time a vend spends most of its time in round
+trips, statements and its commit. Written together, a batch of vends costs a statement per kind of row,
+one commit, and one turn on each shared row (docs/vending.md, "Performance").
+
+There is no timer: a request that finds no batch running is written at once, alone, so a quiet system
+answers as fast as before; under load, batches grow by themselves to what arrived during the last one.
+A batch is all or nothing. If writing it fails, it was rolled back, and its requests are written again one
+at a time, each in its own transaction, as if they had come alone: the claim on each idempotency key
+still makes every one of them vend exactly once.
+
+One batcher per process and event loop; it batches the requests of one API key (one tenant, one actor)
+together, so that every audit row names its own caller; each keeps its own request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+
+from citygas.identity.principal import Principal
+from citygas.platform.uow import Database
+from citygas.vending.rules import DEFAULT_LIMITS, VendLimits, VendRequest
+from citygas.vending.service import Deferred, VendOutcome, do_vends, vend_body
+
+MAX_BATCH = 32  # enough to soak up a burst; small enough that one batch's rows stay a few kilobytes
+MAX_RUNNING = 2  # batches in flight per process: one writing while the next one's checks run
+
+
+@dataclass(frozen=True)
+class VendAnswer:
+    body: dict[str, Any]  # what the API returns (`vend_body`)
+    replayed: bool  # the key had vended before: the first answer, unchanged
+
+
+Result = VendAnswer | BaseException
+
+
+@dataclass
+class _Waiting:
+    request: VendRequest
+    request_id: str | None
+    future: asyncio.Future[VendAnswer]
+
+
+class VendBatcher:
+    def __init__(
+        self,
+        db: Database,
+        master_key: bytes,
+        *,
+        max_batch: int = MAX_BATCH,
+        max_running: int = MAX_RUNNING,
+        limits: VendLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self.db = db
+        self.master_key = master_key
+        self.max_batch = max_batch
+        self.max_running = max_running
+        self.limits = limits
+        self.loop = asyncio.get_running_loop()
+        self._queues: dict[tuple[str, str], tuple[Principal, list[_Waiting]]] = {}
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batch_sizes: list[int] = []  # for the benchmark and the tests: how requests were grouped
+
+    async def vend(self, principal: Principal, request: VendRequest, request_id: str | None) -> VendAnswer:
+        """Vend `request` for `principal` in the next batch; its answer, or the error that refused it."""
+        waiting = _Waiting(request, request_id, self.loop.create_future())
+        group = (str(principal.tenant_id), str(principal.id))
+        self._queues.setdefault(group, (principal, []))[1].append(waiting)
+        self._start_batches()
+        return await waiting.future
+
+    def _start_batches(self) -> None:
+        while self._running < self.max_running and (taken := self._take()) is not None:
+            self._running += 1
+            task = self.loop.create_task(self._run(*taken))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self) -> tuple[Principal, list[_Waiting]] | None:
+        """The oldest group's waiting requests, up to a batch; a key already in the batch stays queued for
+        the next one (it will replay the first)."""
+        for group, (principal, queue) in list(self._queues.items()):
+            batch: list[_Waiting] = []
+            keys: set[str] = set()
+            left: list[_Waiting] = []
+            for waiting in queue:
+                if waiting.future.done():  # the caller went away before its turn: nothing to write
+                    continue
+                if len(batch) < self.max_batch and waiting.request.idempotency_key not in keys:
+                    keys.add(waiting.request.idempotency_key)
+                    batch.append(waiting)
+                else:
+                    left.append(waiting)
+            if left:
+                self._queues[group] = (principal, left)
+            else:
+                del self._queues[group]
+            if batch:
+                return principal, batch
+        return None
+
+    async def _run(self, principal: Principal, batch: list[_Waiting]) -> None:
+        try:
+            self.batch_sizes.append(len(batch))
+            requests = [(w.request, w.request_id) for w in batch]
+            results = await anyio.to_thread.run_sync(self.write, principal, requests)
+            for waiting, result in zip(batch, results, strict=True):
+                _settle(waiting.future, result)
+        except BaseException as exc:  # the thread never answered: nothing is known to be written
+            for waiting in batch:
+                _settle(waiting.future, exc)
+            raise
+        finally:
+            self._running -= 1
+            self._start_batches()
+
+    def write(self, principal: Principal, requests: list[tuple[VendRequest, str | None]]) -> list[Result]:
+        """Write a batch (in a worker thread). All or nothing; on failure, each request on its own."""
+        try:
+            results = self._write_together(principal, requests)
+        except Exception as exc:  # noqa: BLE001 - rolled back, whatever it was: one at a time, as if alone
+            if len(requests) == 1:
+                return [exc]
+            results = [self._write_alone(principal, one) for one in requests]
+        deferred_after = zip(results, requests, strict=True)
+        return [self._write_alone(principal, one) if r is None else r for r, one in deferred_after]
+
+    def _write_alone(self, principal: Principal, one: tuple[VendRequest, str | None]) -> Result:
+        try:
+            (result,) = self._write_together(principal, [one])
+        except Exception as exc:  # noqa: BLE001 - the caller's answer: a problem+json, or a 500 if not a domain error
+            return exc
+        assert result is not None  # one request is never deferred
+        return result
+
+    def _write_together(
+        self, principal: Principal, requests: list[tuple[VendRequest, str | None]]
+    ) -> list[Result | None]:
+        """One transaction for the batch; None for a request deferred to after it."""
+        with self.db.unit_of_work(tenant=principal.tenant_id, actor=principal.actor) as uow:
+            outcomes = do_vends(
+                uow.session,
+                [request for request, _ in requests],
+                master_key=self.master_key,
+                limits=self.limits,
+                request_ids=[request_id for _, request_id in requests],
+            )
+            results: list[Result | None] = []
+            for outcome in outcomes:
+                if isinstance(outcome, VendOutcome):
+                    body = vend_body(
+                        uow.session, outcome.vend, customer=outcome.customer, meter=outcome.meter
+                    )
+                    results.append(VendAnswer(body, outcome.replayed))
+                elif isinstance(outcome, Deferred):
+                    results.append(None)
+                else:
+                    results.append(outcome)
+            if any(isinstance(o, VendOutcome) and not o.replayed for o in outcomes):
+                uow.because(f"vend through the API ({principal.label})").commit()
+            return results
+
+
+def _settle(future: asyncio.Future[VendAnswer], result: Result) -> None:
+    if future.done():  # the caller went away (its request was cancelled); the vend stands, a retry replays it
+        return
+    if isinstance(result, VendAnswer):
+        future.set_result(result)
+    else:
+        future.set_exception(result)
+
+
+def batcher_for(state: Any, db: Database, master_key: bytes) -> VendBatcher:
+    """The batcher of this process's running event loop, kept on the app's state."""
+    batcher: VendBatcher | None = getattr(state, "vend_batcher", None)
+    if batcher is None or batcher.loop is not asyncio.get_running_loop():
+        batcher = VendBatcher(db, master_key)
+        state.vend_batcher = batcher
+    return batcher
