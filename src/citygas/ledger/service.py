@@ -45,6 +45,7 @@ from citygas.ledger.rules import (
     same_lines,
 )
 from citygas.platform.audit import record
+from citygas.platform.context import on_behalf_of, request_id_of
 from citygas.platform.db import Base
 from citygas.platform.errors import Conflict, NotFound, ValidationFailed
 from citygas.platform.ids import uuid7
@@ -361,6 +362,7 @@ class _Draft:
     effective: date
     memo: str = ""
     reverses_id: uuid.UUID | None = None
+    request_id: str | None = None  # the request its audit row names (the session's own if None)
 
 
 def _write_entry(
@@ -421,6 +423,7 @@ def _write_entries(session: Session, drafts: Sequence[_Draft], sharded: set[uuid
         session.add(entry)
         record(
             session,
+            request_id=draft.request_id,
             action="ledger_entry.create",
             entity_type="ledger_entry",
             entity_id=str(entry.id),
@@ -768,6 +771,7 @@ class Topup:
     source_party: str | uuid.UUID | None = None
     rounding_paise: int = 0
     customer_accounts: Mapping[AccountCode, uuid.UUID] = field(default_factory=dict)
+    request_id: str | None = None  # a batch of vends: the request the entry's audit rows name
 
 
 def post_topup(
@@ -810,9 +814,11 @@ def post_topups(
     drafts: list[_Draft] = []
     effective = _open_date(session, effective_date)
     for topup in topups:
-        lines = _topup_lines(session, topup, sharded)
+        request_id = topup.request_id or request_id_of(session)
+        with on_behalf_of(session, request_id):  # a customer's first top-up creates its accounts
+            lines = _topup_lines(session, topup, sharded)
         key, reference = _checked_key_and_reference(topup.idempotency_key, topup.reference)
-        drafts.append(_Draft(key, reference, "topup", lines, effective))
+        drafts.append(_Draft(key, reference, "topup", lines, effective, request_id=request_id))
     # No look-up of the keys first: the vend's claim makes a retry of a top-up rare, and the unique key
     # still finds the first entry when one comes.
     return _write_entries(session, drafts, sharded)

@@ -66,9 +66,13 @@ def do_store_vending_key(
     return row
 
 
-def decoder_key_for(session: Session, meter: Meter, *, master_key: bytes) -> DecoderKey:
-    """The meter's current decoder key, derived inside the vault from the tenant's vending key."""
-    key = session.get(VendingKey, meter.vending_key_id)
+def decoder_key_for(
+    session: Session, meter: Meter, *, master_key: bytes, key: VendingKey | None = None
+) -> DecoderKey:
+    """The meter's current decoder key, derived inside the vault from the tenant's vending key (`key`, where
+    the caller has read the meter's key row already)."""
+    if key is None or key.id != meter.vending_key_id:
+        key = session.get(VendingKey, meter.vending_key_id)
     if key is None:
         raise NotFound("the meter's vending key is missing")
     vault = SoftwareKeyVault(master_key, key.vault_blob)

@@ -173,13 +173,17 @@ def record(
     tenant_id: uuid.UUID | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    request_id: str | None = None,
 ) -> None:
-    """Record an action that is not a row change (a login, an export); written at commit."""
+    """Record an action that is not a row change (a login, an export); written at commit, under
+    `request_id` (the transaction's own if None)."""
     tenant = tenant_id or session.info.get(TENANT_KEY)
     if not isinstance(tenant, uuid.UUID):
         raise ValueError("an audit row needs a tenant")
     session.info.setdefault(_PENDING_KEY, []).append(
-        _PendingEntry(tenant, action, entity_type, entity_id, before, after, request_id_of(session))
+        _PendingEntry(
+            tenant, action, entity_type, entity_id, before, after, request_id or request_id_of(session)
+        )
     )
 
 

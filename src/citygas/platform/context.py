@@ -4,6 +4,8 @@ workflow history and outbox rows written in a transaction all name the same acto
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,6 +42,18 @@ def set_request_id(session: Session, request_id: str | None) -> None:
 def request_id_of(session: Session) -> str | None:
     value = session.info.get(REQUEST_KEY)
     return value if isinstance(value, str) else None
+
+
+@contextmanager
+def on_behalf_of(session: Session, request_id: str | None) -> Iterator[None]:
+    """Audit what is recorded inside under `request_id` (one request of a batch written together), then
+    go back to the transaction's own request id."""
+    own = session.info.get(REQUEST_KEY)
+    session.info[REQUEST_KEY] = request_id
+    try:
+        yield
+    finally:
+        session.info[REQUEST_KEY] = own
 
 
 def set_reason(session: Session, reason: str | None) -> None:

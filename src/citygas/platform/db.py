@@ -102,7 +102,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # An INSERT of many rows as ONE statement with many VALUES, not one statement per row (psycopg's
+    # pipelined executemany, SQLAlchemy's default here): PostgreSQL parses and plans it once, which is
+    # most of what a batch of vends saves (docs/vending.md, "Performance"). Rows upserted together must
+    # not repeat a key (the ledger sums its balance deltas per account first).
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 def is_sqlite(engine: Engine) -> bool:

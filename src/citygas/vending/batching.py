@@ -19,6 +19,7 @@ together, so that every audit row names its own caller; each keeps its own reque
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,8 @@ class VendBatcher:
         self._queues: dict[tuple[str, str], tuple[Principal, list[_Waiting]]] = {}
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.batch_sizes: list[int] = []  # for the benchmark and the tests: how requests were grouped
+        # How the last requests were grouped, for the benchmark and the tests.
+        self.batch_sizes: deque[int] = deque(maxlen=1000)
 
     async def vend(self, principal: Principal, request: VendRequest, request_id: str | None) -> VendAnswer:
         """Vend `request` for `principal` in the next batch; its answer, or the error that refused it."""
@@ -109,19 +111,21 @@ class VendBatcher:
         return None
 
     async def _run(self, principal: Principal, batch: list[_Waiting]) -> None:
+        self.batch_sizes.append(len(batch))
+        requests = [(w.request, w.request_id) for w in batch]
         try:
-            self.batch_sizes.append(len(batch))
-            requests = [(w.request, w.request_id) for w in batch]
-            results = await anyio.to_thread.run_sync(self.write, principal, requests)
-            for waiting, result in zip(batch, results, strict=True):
-                _settle(waiting.future, result)
-        except BaseException as exc:  # the thread never answered: nothing is known to be written
+            results: list[Result] = await anyio.to_thread.run_sync(self.write, principal, requests)
+        except asyncio.CancelledError:  # the server is stopping; a retry replays whatever committed
             for waiting in batch:
-                _settle(waiting.future, exc)
+                waiting.future.cancel()
             raise
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it (a 500)
+            results = [exc] * len(batch)
         finally:
             self._running -= 1
             self._start_batches()
+        for waiting, result in zip(batch, results, strict=True):
+            _settle(waiting.future, result)
 
     def write(self, principal: Principal, requests: list[tuple[VendRequest, str | None]]) -> list[Result]:
         """Write a batch (in a worker thread). All or nothing; on failure, each request on its own."""

@@ -37,7 +37,7 @@ from citygas.meters.models import Meter, MeterModel, VendingKey
 from citygas.meters.service import allocate_tids, decoder_key_for, decoder_parameters
 from citygas.notifications import ports as notifications
 from citygas.platform.audit import record_created
-from citygas.platform.context import request_id_of, set_request_id
+from citygas.platform.context import on_behalf_of, request_id_of
 from citygas.platform.errors import Conflict, DomainError, NotFound
 from citygas.platform.ids import uuid7
 from citygas.platform.numbers import NumberKind, take_numbers
@@ -163,6 +163,7 @@ class _Passed:
     customer: Customer
     meter: Meter
     model: MeterModel
+    key_row: VendingKey
     context: VendContext
     price: Price
     allocation: Allocation
@@ -316,7 +317,7 @@ def _check_one(
     now: datetime,
 ) -> _Passed:
     request = slot.request
-    customer, meter, model, _key_row = _resolved(request, found)  # key row held: the derivation reads it
+    customer, meter, model, key_row = _resolved(request, found)
     _check_meter(meter)
     _check_amount(request.amount_paise, limits)
     context = read_context(session, customer, now)
@@ -326,29 +327,33 @@ def _check_one(
     if model.mode == "currency" and meter.tariff_on_meter != price.rate_paise_per_scm:
         _check_rate_field(price.rate_paise_per_scm)
     split = gas_value_for(allocation.gas_credit_paise, price.rate_paise_per_scm, price.vat_bp)
-    return _Passed(slot, customer, meter, model, context, price, allocation, split)
+    return _Passed(slot, customer, meter, model, key_row, context, price, allocation, split)
 
 
 def _make_tokens(session: Session, passed: list[_Passed], master_key: bytes, now: datetime) -> None:
     """Each vend's tokens: key change first where the meter needs it, SetTariffRate if the price moved,
     then the credit, for exactly the encoded amount. Meters in id order: the order their rows lock in."""
     for slot in sorted(passed, key=lambda p: p.meter.id):
-        meter, model, price, split = slot.meter, slot.model, slot.price, slot.split
-        if meter.key_change_pending:
-            slot.tokens.extend(_key_change_tokens(session, meter, master_key))
-        key = decoder_key_for(session, meter, master_key=master_key)
-        tariff = model.mode == "currency" and meter.tariff_on_meter != price.rate_paise_per_scm
-        tids = allocate_tids(session, meter, 2 if tariff else 1, now=now)
-        if tariff:
-            slot.tokens.append(_tariff_token(meter, key, price.rate_paise_per_scm, tids[0]))
-        credit_token, carried = _credit_token(
-            meter, model, key, split.gas_value_paise, split.litres, tids[-1]
-        )
-        slot.tokens.append(credit_token)
-        if model.mode == "currency":
-            slot.rounding = carried - split.gas_value_paise
-        else:  # the litres the token carries beyond those paid for, at the vend's rate, given by the CGD
-            slot.rounding = (carried - split.litres) * price.rate_paise_per_scm // 1000
+        with on_behalf_of(session, slot.slot.request_id):  # the meter's changes are audited as its vend's
+            _make_tokens_of(session, slot, master_key, now)
+
+
+def _make_tokens_of(session: Session, slot: _Passed, master_key: bytes, now: datetime) -> None:
+    meter, model, price, split = slot.meter, slot.model, slot.price, slot.split
+    if meter.key_change_pending:
+        slot.tokens.extend(_key_change_tokens(session, meter, master_key))
+    key = decoder_key_for(session, meter, master_key=master_key, key=slot.key_row)
+    tariff = model.mode == "currency" and meter.tariff_on_meter != price.rate_paise_per_scm
+    tids = allocate_tids(session, meter, 2 if tariff else 1, now=now)
+    if tariff:
+        slot.tokens.append(_tariff_token(meter, key, price.rate_paise_per_scm, tids[0]))
+        session.flush()  # the meter's new tariff, audited now, under this vend's request id
+    credit_token, carried = _credit_token(meter, model, key, split.gas_value_paise, split.litres, tids[-1])
+    slot.tokens.append(credit_token)
+    if model.mode == "currency":
+        slot.rounding = carried - split.gas_value_paise
+    else:  # the litres the token carries beyond those paid for, at the vend's rate, given by the CGD
+        slot.rounding = (carried - split.litres) * price.rate_paise_per_scm // 1000
 
 
 def _record(session: Session, slots: list[_Passed], results: list[VendResult | None], now: datetime) -> None:
@@ -375,8 +380,8 @@ def _record(session: Session, slots: list[_Passed], results: list[VendResult | N
         vend = Vend(**row)
         # The row is in the database: record its audit row as the flush would, under the request's own
         # id, and make the object the session's persistent row, as if loaded.
-        set_request_id(session, slot.slot.request_id)
-        record_created(session, vend)
+        with on_behalf_of(session, slot.slot.request_id):
+            record_created(session, vend)
         make_transient_to_detached(vend)
         session.add(vend)
         results[slot.slot.index] = VendOutcome(vend, replayed=False, customer=slot.customer, meter=slot.meter)
@@ -398,6 +403,7 @@ def _topup_of(slot: _Passed, vend_id: uuid.UUID) -> Topup:
         split=slot.split,
         rounding_paise=slot.rounding,
         customer_accounts=context.account_ids,
+        request_id=slot.slot.request_id,
     )
 
 
@@ -531,8 +537,8 @@ def _target(request: VendRequest) -> tuple[str, str]:
 
 def _resolve_all(session: Session, requests: Sequence[VendRequest]) -> Found:
     """The customers and meters the requests name, with meter, model and vending key: a statement for
-    those named by consumer number and one for those named by meter serial. The key rows are read along
-    so that deriving the decoder keys finds them in the session."""
+    those named by consumer number and one for those named by meter serial. The vending key rows are read
+    along: deriving the decoder keys needs them."""
     tenant = current_tenant(session)
     found: Found = {}
     for by in ("consumer", "meter"):
