@@ -15,7 +15,7 @@ from datetime import date
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, func, insert, select
+from sqlalchemy import Table, and_, bindparam, event, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -45,7 +45,7 @@ from citygas.ledger.rules import (
     same_lines,
 )
 from citygas.platform.audit import record
-from citygas.platform.context import on_behalf_of, request_id_of
+from citygas.platform.context import request_id_of
 from citygas.platform.db import Base
 from citygas.platform.errors import Conflict, NotFound, ValidationFailed
 from citygas.platform.ids import uuid7
@@ -131,36 +131,62 @@ def account_id_for(session: Session, code: AccountCode, party: str | uuid.UUID |
 
 def _create_account(session: Session, code: AccountCode, party_key: str) -> uuid.UUID:
     """Insert the account and its balance row unless a concurrent transaction did; its id either way."""
-    spec = CHART[code]
-    account_id = uuid7()
-    values = {
-        "id": account_id,
-        "tenant_id": current_tenant(session),
-        "code": code.value,
-        "party": party_key,
-        "name": spec.name if not party_key else f"{spec.name} — {party_key}",
-        "kind": spec.kind.value,
-        "created_at": utcnow(),
+    return _create_accounts(session, {(code, party_key): request_id_of(session)})[(code, party_key)]
+
+
+AccountKey = tuple[AccountCode, str]  # code and party key
+
+
+def _create_accounts(
+    session: Session, wanted: Mapping[AccountKey, str | None]
+) -> dict[AccountKey, uuid.UUID]:
+    """`_create_account` for several accounts at once (the first top-ups of a batch's customers): one
+    statement for the accounts, one for their balance rows. Each account's audit row names the request
+    given for it. The ids, of the rows inserted here or by a concurrent transaction."""
+    tenant_id, now = current_tenant(session), utcnow()
+    rows: dict[AccountKey, dict[str, Any]] = {
+        key: {
+            "id": uuid7(),
+            "tenant_id": tenant_id,
+            "code": key[0].value,
+            "party": key[1],
+            "name": CHART[key[0]].name if not key[1] else f"{CHART[key[0]].name} — {key[1]}",
+            "kind": CHART[key[0]].kind.value,
+            "created_at": now,
+        }
+        for key in sorted(wanted)  # in key order: two transactions creating the same accounts queue
     }
-    if not _insert_once(session, LedgerAccount, values, ["tenant_id", "code", "party"]):
-        winner: uuid.UUID = session.execute(
-            select(LedgerAccount.id).where(LedgerAccount.code == code.value, LedgerAccount.party == party_key)
-        ).scalar_one()
-        return winner
-    _insert_once(
-        session,
-        AccountBalance,
-        {"account_id": account_id, "tenant_id": values["tenant_id"], "balance_paise": 0, "posting_count": 0},
-        ["account_id"],
-    )
-    record(
-        session,
-        action="ledger_account.create",
-        entity_type="ledger_account",
-        entity_id=str(account_id),
-        after={k: str(v) for k, v in values.items()},
-    )
-    return account_id
+    statement = _insert_once_statement(_dialect(session), cast(Table, LedgerAccount.__table__), _ACCOUNT_KEY)
+    values = list(rows.values())
+    inserted = set(session.execute(statement, values if len(values) > 1 else values[0]).scalars())
+    ids: dict[AccountKey, uuid.UUID] = {}
+    for key, row in rows.items():
+        if row["id"] not in inserted:  # a concurrent transaction created it first: its row
+            ours = and_(LedgerAccount.code == key[0].value, LedgerAccount.party == key[1])
+            ids[key] = session.execute(select(LedgerAccount.id).where(ours)).scalar_one()
+            continue
+        ids[key] = row["id"]
+        record(
+            session,
+            request_id=wanted[key],
+            action="ledger_account.create",
+            entity_type="ledger_account",
+            entity_id=str(row["id"]),
+            after={k: str(v) for k, v in row.items()},
+        )
+    balances = [
+        {"account_id": row["id"], "tenant_id": tenant_id, "balance_paise": 0, "posting_count": 0}
+        for row in values
+        if row["id"] in inserted
+    ]
+    if balances:
+        table = cast(Table, AccountBalance.__table__)
+        statement = _insert_once_statement(_dialect(session), table, ("account_id",))
+        session.execute(statement, balances if len(balances) > 1 else balances[0])
+    return ids
+
+
+_ACCOUNT_KEY = ("tenant_id", "code", "party")
 
 
 def ensure_chart(session: Session) -> dict[AccountCode, LedgerAccount]:
@@ -813,10 +839,10 @@ def post_topups(
     sharded: set[uuid.UUID] = set()
     drafts: list[_Draft] = []
     effective = _open_date(session, effective_date)
+    opened = _open_customer_accounts(session, topups)
     for topup in topups:
         request_id = topup.request_id or request_id_of(session)
-        with on_behalf_of(session, request_id):  # a customer's first top-up creates its accounts
-            lines = _topup_lines(session, topup, sharded)
+        lines = _topup_lines(session, topup, opened, sharded)
         key, reference = _checked_key_and_reference(topup.idempotency_key, topup.reference)
         drafts.append(_Draft(key, reference, "topup", lines, effective, request_id=request_id))
     # No look-up of the keys first: the vend's claim makes a retry of a top-up rare, and the unique key
@@ -824,28 +850,63 @@ def post_topups(
     return _write_entries(session, drafts, sharded)
 
 
-def _topup_lines(session: Session, topup: Topup, sharded: set[uuid.UUID]) -> list[Line]:
+def _open_customer_accounts(session: Session, topups: Sequence[Topup]) -> dict[AccountKey, uuid.UUID]:
+    """The customers' accounts the top-ups post to that their callers did not know: looked up, and the
+    missing ones created, all in a few statements."""
+    wanted: dict[AccountKey, str | None] = {}
+    for topup in topups:
+        for _side, code, party, paise in _wanted_lines(topup):
+            if paise and CHART[code].party is Party.CUSTOMER and code not in topup.customer_accounts:
+                wanted[(code, str(party))] = topup.request_id or request_id_of(session)
+    if not wanted:
+        return {}
+    tenant = current_tenant(session)
+    account = cast(Table, LedgerAccount.__table__)
+    found = {
+        (AccountCode(code), party): account_id
+        for account_id, code, party in session.execute(
+            tenant_filtered(
+                select(account.c.id, account.c.code, account.c.party).where(
+                    account.c.tenant_id == tenant,
+                    account.c.party.in_(sorted({party for _, party in wanted})),
+                    account.c.code.in_(sorted({code.value for code, _ in wanted})),
+                )
+            )
+        )
+    }
+    missing = {key: request_id for key, request_id in wanted.items() if key not in found}
+    return found | (_create_accounts(session, missing) if missing else {})
+
+
+def _wanted_lines(topup: Topup) -> tuple[tuple[Side, AccountCode, str | uuid.UUID | None, int], ...]:
+    allocation, split, customer_id = topup.allocation, topup.split, topup.customer_id
+    return (
+        (Side.DEBIT, topup.source, topup.source_party, allocation.amount_paise),
+        (Side.DEBIT, AccountCode.TOKEN_ROUNDING, None, topup.rounding_paise),
+        (Side.CREDIT, AccountCode.DEBT_RECEIVABLE, customer_id, allocation.debt_paise),
+        (Side.CREDIT, AccountCode.INSTALMENT_RECEIVABLE, customer_id, allocation.instalment_paise),
+        (Side.CREDIT, AccountCode.CHARGES_RECEIVABLE, customer_id, allocation.fixed_charge_paise),
+        (Side.CREDIT, AccountCode.VAT_PAYABLE, topup.state, split.vat_paise),
+        (Side.CREDIT, AccountCode.CUSTOMER_CREDIT, customer_id, split.gas_value_paise + topup.rounding_paise),
+    )
+
+
+def _topup_lines(
+    session: Session, topup: Topup, opened: Mapping[AccountKey, uuid.UUID], sharded: set[uuid.UUID]
+) -> list[Line]:
     """The balanced lines of a top-up; adds the sharded accounts among them to `sharded`."""
     allocation, split, rounding_paise = topup.allocation, topup.split, topup.rounding_paise
     if split.gross_paise != allocation.gas_credit_paise:
         raise ValidationFailed("the gas split must be of the allocation's gas credit")
     if rounding_paise < 0:
         raise ValidationFailed("token rounding is never negative: a token carries at least what was paid")
-    customer_id = topup.customer_id
-    wanted = (
-        (Side.DEBIT, topup.source, topup.source_party, allocation.amount_paise),
-        (Side.DEBIT, AccountCode.TOKEN_ROUNDING, None, rounding_paise),
-        (Side.CREDIT, AccountCode.DEBT_RECEIVABLE, customer_id, allocation.debt_paise),
-        (Side.CREDIT, AccountCode.INSTALMENT_RECEIVABLE, customer_id, allocation.instalment_paise),
-        (Side.CREDIT, AccountCode.CHARGES_RECEIVABLE, customer_id, allocation.fixed_charge_paise),
-        (Side.CREDIT, AccountCode.VAT_PAYABLE, topup.state, split.vat_paise),
-        (Side.CREDIT, AccountCode.CUSTOMER_CREDIT, customer_id, split.gas_value_paise + rounding_paise),
-    )
     parts: list[tuple[Side, uuid.UUID, int]] = []
-    for side, code, party, paise in wanted:
+    for side, code, party, paise in _wanted_lines(topup):
         if not paise:  # no line, so no account to look up or create for it
             continue
-        given = topup.customer_accounts.get(code) if CHART[code].party is Party.CUSTOMER else None
+        given = None
+        if CHART[code].party is Party.CUSTOMER:
+            given = topup.customer_accounts.get(code) or opened.get((code, str(party)))
         account_id = given or account_id_for(session, code, party)
         if is_sharded(code):
             sharded.add(account_id)

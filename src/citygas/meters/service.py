@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, bindparam, case, select, update
+from sqlalchemy import Integer, Table, Uuid, bindparam, case, column, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
@@ -209,6 +212,15 @@ def do_meter_transition(
     return meter
 
 
+def _next_tid(last: Any, now_minutes: Any, count: Any) -> Any:
+    """The last of `count` TIDs, the first being max(now in minutes, last + 1), as SQL."""
+    return case(
+        (last.is_(None), now_minutes + count - 1),
+        (last + 1 > now_minutes, last + count),
+        else_=now_minutes + count - 1,
+    )
+
+
 @cache
 def _allocate_tid_statement() -> Any:
     """Built once with bound parameters (building it cost more than running it), as a Core statement that
@@ -216,17 +228,33 @@ def _allocate_tid_statement() -> Any:
     meter = cast(Table, Meter.__table__)
     now_minutes: Any = bindparam("now_minutes", type_=Integer)
     count: Any = bindparam("count", type_=Integer)
-    # The last of `count` TIDs, the first being max(now in minutes, last + 1).
-    bump = case(
-        (meter.c.last_tid.is_(None), now_minutes + count - 1),
-        (meter.c.last_tid + 1 > now_minutes, meter.c.last_tid + count),
-        else_=now_minutes + count - 1,
-    )
     return tenant_filtered(
         update(meter)
         .where(meter.c.id == bindparam("meter"), meter.c.tenant_id == bindparam("tenant"))
-        .values(last_tid=bump)
+        .values(last_tid=_next_tid(meter.c.last_tid, now_minutes, count))
         .returning(meter.c.last_tid)
+    )
+
+
+@cache
+def _allocate_tids_statement() -> Any:
+    """`_allocate_tid_statement` for many meters at once, over arrays of meters, minutes and counts
+    (PostgreSQL): UPDATE … FROM unnest(…)."""
+    meter = cast(Table, Meter.__table__)
+    given = (
+        func.unnest(
+            bindparam("meters", type_=ARRAY(Uuid())),
+            bindparam("minutes", type_=ARRAY(Integer())),
+            bindparam("counts", type_=ARRAY(Integer())),
+        )
+        .table_valued(column("meter", Uuid()), column("now_minutes", Integer()), column("count", Integer()))
+        .render_derived(name="given")
+    )
+    return tenant_filtered(
+        update(meter)
+        .where(meter.c.id == given.c.meter, meter.c.tenant_id == bindparam("tenant"))
+        .values(last_tid=_next_tid(meter.c.last_tid, given.c.now_minutes, given.c.count))
+        .returning(meter.c.id, meter.c.last_tid)
     )
 
 
@@ -239,26 +267,53 @@ def allocate_tid(session: Session, meter: Meter, *, now: datetime) -> int:
 
 def allocate_tids(session: Session, meter: Meter, count: int, *, now: datetime) -> list[int]:
     """`count` consecutive TIDs for the tokens of one vend, in one UPDATE (see `allocate_tid`)."""
+    return allocate_tids_for(session, [(meter, count)], now=now)[0]
+
+
+def allocate_tids_for(
+    session: Session, wanted: Sequence[tuple[Meter, int]], *, now: datetime
+) -> list[list[int]]:
+    """TIDs for several meters (a batch of vends, `count` each): one UPDATE on PostgreSQL, one per meter
+    elsewhere. Each meter's are consecutive, from max(now in minutes, its last + 1)."""
     # The session's tenant is the wall; the platform scope (tools, the worker) has none and acts in the
     # meter's own. A session without a tenant fails closed in the central scoping before this runs.
-    tenant = meter.tenant_id if is_system(session) else session.info.get(TENANT_KEY)
-    last: int | None = session.execute(
-        _allocate_tid_statement(),
-        {
-            "meter": meter.id,
-            "tenant": tenant,
-            "now_minutes": minutes_since_base_date(now, meter.base_date),
-            "count": count,
-        },
-    ).scalar_one_or_none()
-    if last is None:  # the meter is not in this tenant (the CASE always yields a number)
-        raise NotFound(f"no meter {meter.serial}")
-    try:
-        check_key_not_expired(last, meter.ken)
-    except KeyExpiredError as exc:
-        raise Conflict(str(exc)) from exc
-    session.expire(meter, ["last_tid"])
-    return list(range(last - count + 1, last + 1))
+    lasts: dict[uuid.UUID, int] = {}
+    if len(wanted) > 1 and session.get_bind().dialect.name == "postgresql" and not is_system(session):
+        rows = session.execute(
+            _allocate_tids_statement(),
+            {
+                "tenant": session.info.get(TENANT_KEY),
+                "meters": [meter.id for meter, _ in wanted],
+                "minutes": [minutes_since_base_date(now, meter.base_date) for meter, _ in wanted],
+                "counts": [count for _, count in wanted],
+            },
+        )
+        lasts = {row.id: row.last_tid for row in rows}
+    else:
+        for meter, count in wanted:
+            last = session.execute(
+                _allocate_tid_statement(),
+                {
+                    "meter": meter.id,
+                    "tenant": meter.tenant_id if is_system(session) else session.info.get(TENANT_KEY),
+                    "now_minutes": minutes_since_base_date(now, meter.base_date),
+                    "count": count,
+                },
+            ).scalar_one_or_none()
+            if last is not None:
+                lasts[meter.id] = last
+    tids: list[list[int]] = []
+    for meter, count in wanted:
+        last = lasts.get(meter.id)
+        if last is None:  # the meter is not in this tenant (the CASE always yields a number)
+            raise NotFound(f"no meter {meter.serial}")
+        try:
+            check_key_not_expired(last, meter.ken)
+        except KeyExpiredError as exc:
+            raise Conflict(str(exc)) from exc
+        session.expire(meter, ["last_tid"])
+        tids.append(list(range(last - count + 1, last + 1)))
+    return tids
 
 
 def do_schedule_key_change(

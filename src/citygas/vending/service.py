@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, select
+from sqlalchemy import String, Table, Uuid, and_, bindparam, column, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -34,7 +35,7 @@ from citygas.ledger.models import AccountBalance, LedgerAccount
 from citygas.ledger.rules import CHART, AccountCode, in_normal_terms
 from citygas.ledger.service import Topup, is_sharded, post_topups
 from citygas.meters.models import Meter, MeterModel, VendingKey
-from citygas.meters.service import allocate_tids, decoder_key_for, decoder_parameters
+from citygas.meters.service import allocate_tids_for, decoder_key_for, decoder_parameters
 from citygas.notifications import ports as notifications
 from citygas.platform.audit import record_created
 from citygas.platform.context import on_behalf_of, request_id_of
@@ -287,65 +288,87 @@ def _checked(
 ) -> list[_Passed]:
     """The rules, for each claimed request on its own: its meter, amount, daily limits, price and
     waterfall. A refused or deferred request's claim is withdrawn, so that nothing of it stays."""
-    passed: list[_Passed] = []
     withdrawn: list[str] = []
-    customers: set[uuid.UUID] = set()
+
+    def refuse(slot: _Slot, why: DomainError | Deferred) -> None:
+        results[slot.index] = why
+        withdrawn.append(slot.request.idempotency_key)
+
     found = _resolve_all(session, [slot.request for slot in slots]) if slots else {}
+    resolved: list[tuple[_Slot, Resolved]] = []
+    customers: set[uuid.UUID] = set()
     for slot in slots:
         try:
-            checked = _check_one(session, slot, found, limits, now)
+            target = _resolved(slot.request, found)
+            _check_meter(target[1])
+            _check_amount(slot.request.amount_paise, limits)
         except DomainError as exc:
-            results[slot.index] = exc
-            withdrawn.append(slot.request.idempotency_key)
+            refuse(slot, exc)
             continue
-        if checked.customer.id in customers:  # one vend per customer in a batch: limits, TIDs, balances
-            results[slot.index] = Deferred("the same customer is in this batch")
-            withdrawn.append(slot.request.idempotency_key)
+        if target[0].id in customers:  # one vend per customer in a batch: limits, TIDs, balances
+            refuse(slot, Deferred("the same customer is in this batch"))
             continue
-        customers.add(checked.customer.id)
-        passed.append(checked)
+        customers.add(target[0].id)
+        resolved.append((slot, target))
+    contexts = read_contexts(session, [target[0] for _, target in resolved], now)
+    passed: list[_Passed] = []
+    for slot, target in resolved:
+        try:
+            passed.append(_priced(session, slot, target, contexts[target[0].id], limits, now))
+        except DomainError as exc:
+            refuse(slot, exc)
     if withdrawn:
         session.execute(_withdraw_statement(), {"tenant": current_tenant(session), "keys": withdrawn})
     return passed
 
 
-def _check_one(
+def _priced(
     session: Session,
     slot: _Slot,
-    found: Found,
+    target: Resolved,
+    context: VendContext,
     limits: VendLimits,
     now: datetime,
 ) -> _Passed:
-    request = slot.request
-    customer, meter, model, key_row = _resolved(request, found)
-    _check_meter(meter)
-    _check_amount(request.amount_paise, limits)
-    context = read_context(session, customer, now)
-    _check_daily(context, request.amount_paise, limits)
+    """The daily limits, the price and the waterfall of one request."""
+    customer, meter, model, key_row = target
+    amount = slot.request.amount_paise
+    _check_daily(context, amount, limits)
     price = context.price or _slow_price(session, customer, now)
-    allocation = _allocate(session, context, request.amount_paise, limits)
-    if model.mode == "currency" and meter.tariff_on_meter != price.rate_paise_per_scm:
-        _check_rate_field(price.rate_paise_per_scm)
+    allocation = _allocate(session, context, amount, limits)
     split = gas_value_for(allocation.gas_credit_paise, price.rate_paise_per_scm, price.vat_bp)
-    return _Passed(slot, customer, meter, model, key_row, context, price, allocation, split)
+    passed = _Passed(slot, customer, meter, model, key_row, context, price, allocation, split)
+    if _needs_tariff(passed):
+        _check_rate_field(price.rate_paise_per_scm)
+    return passed
 
 
 def _make_tokens(session: Session, passed: list[_Passed], master_key: bytes, now: datetime) -> None:
     """Each vend's tokens: key change first where the meter needs it, SetTariffRate if the price moved,
-    then the credit, for exactly the encoded amount. Meters in id order: the order their rows lock in."""
-    for slot in sorted(passed, key=lambda p: p.meter.id):
-        with on_behalf_of(session, slot.slot.request_id):  # the meter's changes are audited as its vend's
-            _make_tokens_of(session, slot, master_key, now)
+    then the credit, for exactly the encoded amount. The TIDs of all the vends in one statement, after
+    the key changes (a rollover restarts a meter's TIDs)."""
+    for slot in passed:
+        if slot.meter.key_change_pending:
+            with on_behalf_of(session, slot.slot.request_id):  # the meter's change is audited as its vend's
+                slot.tokens.extend(_key_change_tokens(session, slot.meter, master_key))
+    passed = sorted(passed, key=lambda p: p.meter.id)  # the order the meters' rows lock in
+    tids = allocate_tids_for(
+        session, [(slot.meter, 2 if _needs_tariff(slot) else 1) for slot in passed], now=now
+    )
+    for slot, its_tids in zip(passed, tids, strict=True):
+        with on_behalf_of(session, slot.slot.request_id):
+            _make_tokens_of(session, slot, master_key, its_tids)
 
 
-def _make_tokens_of(session: Session, slot: _Passed, master_key: bytes, now: datetime) -> None:
+def _needs_tariff(slot: _Passed) -> bool:
+    """A currency meter whose rate differs from the vend's gets a SetTariffRate first."""
+    return slot.model.mode == "currency" and slot.meter.tariff_on_meter != slot.price.rate_paise_per_scm
+
+
+def _make_tokens_of(session: Session, slot: _Passed, master_key: bytes, tids: list[int]) -> None:
     meter, model, price, split = slot.meter, slot.model, slot.price, slot.split
-    if meter.key_change_pending:
-        slot.tokens.extend(_key_change_tokens(session, meter, master_key))
     key = decoder_key_for(session, meter, master_key=master_key, key=slot.key_row)
-    tariff = model.mode == "currency" and meter.tariff_on_meter != price.rate_paise_per_scm
-    tids = allocate_tids(session, meter, 2 if tariff else 1, now=now)
-    if tariff:
+    if _needs_tariff(slot):
         slot.tokens.append(_tariff_token(meter, key, price.rate_paise_per_scm, tids[0]))
         session.flush()  # the meter's new tariff, audited now, under this vend's request id
     credit_token, carried = _credit_token(meter, model, key, split.gas_value_paise, split.litres, tids[-1])
@@ -554,7 +577,10 @@ def _resolve_all(session: Session, requests: Sequence[VendRequest]) -> Found:
     return found
 
 
-def _resolved(request: VendRequest, found: Found) -> tuple[Customer, Meter, MeterModel, VendingKey]:
+Resolved = tuple[Customer, Meter, MeterModel, VendingKey]
+
+
+def _resolved(request: VendRequest, found: Found) -> Resolved:
     row = found.get(_target(request))
     if row is None:
         if request.consumer_number:
@@ -571,22 +597,50 @@ def _resolved(request: VendRequest, found: Found) -> tuple[Customer, Meter, Mete
 def read_context(session: Session, customer: Customer, now: datetime) -> VendContext:
     """Today's vends of the customer, the receivables the waterfall settles, the customer's account ids,
     the active instalment plan, and the gas rate and VAT in force: one SELECT of scalar subqueries."""
-    local = now.astimezone(INDIA)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     row = session.execute(
         _context_statement(),
         {
-            "tenant": current_tenant(session),
+            **_day_of(session, now),
             "customer": customer.id,
             "party": str(customer.id),
             "area": customer.charge_area_id,
-            "from": midnight,
-            "until": midnight + timedelta(days=1),
-            "now": now,
         },
     ).one()
+    return _context_of(row)
+
+
+def read_contexts(
+    session: Session, customers: Sequence[Customer], now: datetime
+) -> dict[uuid.UUID, VendContext]:
+    """`read_context` for the customers of a batch: on PostgreSQL one SELECT for them all (the same
+    subqueries, over the arrays of customers given), elsewhere one each."""
+    if len(customers) < 2 or session.get_bind().dialect.name != "postgresql":
+        return {customer.id: read_context(session, customer, now) for customer in customers}
+    rows = session.execute(
+        _contexts_statement(),
+        {
+            **_day_of(session, now),
+            "customers": [customer.id for customer in customers],
+            "parties": [str(customer.id) for customer in customers],
+            "areas": [customer.charge_area_id for customer in customers],
+        },
+    )
+    return {row[0]: _context_of(row[1:]) for row in rows}
+
+
+def _day_of(session: Session, now: datetime) -> dict[str, Any]:
+    midnight = now.astimezone(INDIA).replace(hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "tenant": current_tenant(session),
+        "from": midnight,
+        "until": midnight + timedelta(days=1),
+        "now": now,
+    }
+
+
+def _context_of(row: Sequence[Any]) -> VendContext:
     count, paid, *accounts = row[:10]
-    plan_id, rate, state_name, vat_bp = row[10:]
+    plan_id, rate, state_name, vat_bp = row[10:14]
     ids: dict[AccountCode, uuid.UUID] = {}
     owed: dict[AccountCode, int] = {}
     for n, code in enumerate(CUSTOMER_ACCOUNTS):
@@ -604,9 +658,27 @@ def read_context(session: Session, customer: Customer, now: datetime) -> VendCon
 def _context_statement() -> Any:
     """`read_context`'s statement. Core, for speed: every tenant-scoped table in it is filtered by the
     tenant here, by hand (`tenant_filtered`); the ids it is given were read through the scoped ORM."""
+    columns = _context_columns(bindparam("customer"), bindparam("party"), bindparam("area"))
+    return tenant_filtered(select(*columns))
+
+
+@cache
+def _contexts_statement() -> Any:
+    """`read_contexts`' statement: the same columns, a row per customer of the arrays given (PostgreSQL)."""
+    given = func.unnest(
+        bindparam("customers", type_=ARRAY(Uuid())),
+        bindparam("parties", type_=ARRAY(String())),
+        bindparam("areas", type_=ARRAY(Uuid())),
+    ).table_valued(column("customer", Uuid()), column("party", String()), column("area", Uuid()))
+    given = given.render_derived(name="given")  # FROM unnest(...) AS given(customer, party, area)
+    columns = _context_columns(given.c.customer, given.c.party, given.c.area)
+    return tenant_filtered(select(given.c.customer, *columns).select_from(given))
+
+
+def _context_columns(customer: Any, party: Any, area_id: Any) -> list[Any]:
+    """The scalar subqueries of a vend's context, for the customer, party key and charge area given
+    (bound parameters, or the columns of a row per customer)."""
     tenant: Any = bindparam("tenant")
-    customer: Any = bindparam("customer")
-    party: Any = bindparam("party")
     now: Any = bindparam("now")
     vend, account, balance = _table(Vend), _table(LedgerAccount), _table(AccountBalance)
     plan, tariff, tax = _table(InstalmentPlan), _table(GasTariff), _table(TaxRate)
@@ -633,7 +705,8 @@ def _context_statement() -> Any:
     state = (
         select(ga.c.state)
         .join(area, area.c.ga_id == ga.c.id)
-        .where(area.c.id == bindparam("area"), area.c.tenant_id == tenant, ga.c.tenant_id == tenant)
+        .where(area.c.id == area_id, area.c.tenant_id == tenant, ga.c.tenant_id == tenant)
+        .correlate_except(ga, area)  # also inside the VAT subquery, to the customers' row
         .scalar_subquery()
     )
     columns += [
@@ -646,7 +719,7 @@ def _context_statement() -> Any:
         select(tariff.c.rate_paise_per_scm)
         .where(
             tariff.c.tenant_id == tenant,
-            tariff.c.charge_area_id == bindparam("area"),
+            tariff.c.charge_area_id == area_id,
             tariff.c.effective_from <= now,
         )
         .order_by(tariff.c.effective_from.desc())
@@ -664,7 +737,7 @@ def _context_statement() -> Any:
         .limit(1)
         .scalar_subquery(),
     ]
-    return tenant_filtered(select(*columns))
+    return columns
 
 
 def _table(model: type[Any]) -> Table:
