@@ -15,9 +15,7 @@ from datetime import date
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, event, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, and_, bindparam, event, func, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from citygas.ledger.models import (
@@ -45,6 +43,7 @@ from citygas.ledger.rules import (
     same_lines,
 )
 from citygas.platform.audit import record
+from citygas.platform.bulk import Shape, insert_rows
 from citygas.platform.context import request_id_of
 from citygas.platform.db import Base
 from citygas.platform.errors import Conflict, NotFound, ValidationFailed
@@ -156,9 +155,9 @@ def _create_accounts(
         }
         for key in sorted(wanted)  # in key order: two transactions creating the same accounts queue
     }
-    statement = _insert_once_statement(_dialect(session), cast(Table, LedgerAccount.__table__), _ACCOUNT_KEY)
     values = list(rows.values())
-    inserted = set(session.execute(statement, values if len(values) > 1 else values[0]).scalars())
+    table = cast(Table, LedgerAccount.__table__)
+    inserted = set(insert_rows(session, table, values, _once(_ACCOUNT_KEY)).scalars())
     ids: dict[AccountKey, uuid.UUID] = {}
     for key, row in rows.items():
         if row["id"] not in inserted:  # a concurrent transaction created it first: its row
@@ -181,8 +180,7 @@ def _create_accounts(
     ]
     if balances:
         table = cast(Table, AccountBalance.__table__)
-        statement = _insert_once_statement(_dialect(session), table, ("account_id",))
-        session.execute(statement, balances if len(balances) > 1 else balances[0])
+        insert_rows(session, table, balances, _once(("account_id",)))
     return ids
 
 
@@ -214,17 +212,20 @@ def _insert_once(session: Session, model: type[Base], values: dict[str, Any], un
     """INSERT .. ON CONFLICT DO NOTHING on a unique key: True if this call inserted the row. A concurrent
     transaction inserting the same key makes this one wait for its outcome (both databases), and no
     error is raised, so the caller's transaction stays usable without a savepoint."""
-    statement = _insert_once_statement(_dialect(session), cast(Table, model.__table__), tuple(unique))
-    return session.execute(statement, values).first() is not None
+    table = cast(Table, model.__table__)
+    return insert_rows(session, table, [values], _once(tuple(unique))).first() is not None
 
 
 @cache
-def _insert_once_statement(dialect: str, table: Table, unique: tuple[str, ...]) -> Any:
-    # Built once: building a statement costs more than running it. RETURNING says whether a row went
-    # in; rowcount is -1 for this statement under psycopg.
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    key = next(iter(table.primary_key.columns))
-    return insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(key)
+def _once(unique: tuple[str, ...]) -> Shape:
+    """INSERT … ON CONFLICT (unique) DO NOTHING RETURNING the primary key: the rows that went in (rowcount
+    is -1 for this statement under psycopg). One function per key, so the built statements are cached."""
+
+    def shape(insert: Any) -> Any:
+        key = next(iter(insert.table.primary_key.columns))
+        return insert.on_conflict_do_nothing(index_elements=list(unique)).returning(key)
+
+    return shape
 
 
 def _dialect(session: Session) -> str:
@@ -429,8 +430,7 @@ def _write_entries(session: Session, drafts: Sequence[_Draft], sharded: set[uuid
     ]
     # The unique key decides between concurrent retries: the loser waits for the winner's commit and
     # then replays its entry.
-    statement = _insert_once_statement(_dialect(session), cast(Table, JournalEntry.__table__), _ENTRY_KEY)
-    inserted = session.execute(statement, rows if len(rows) > 1 else rows[0]).all()
+    inserted = insert_rows(session, cast(Table, JournalEntry.__table__), rows, _once(_ENTRY_KEY)).all()
     if len(inserted) < len(rows):
         if len(rows) > 1:  # a batch is all or nothing: its caller takes the entries one at a time
             raise Conflict("an entry of this batch was posted by a concurrent transaction; try one by one")
@@ -470,7 +470,7 @@ def _write_entries(session: Session, drafts: Sequence[_Draft], sharded: set[uuid
             for n, line in enumerate(draft.lines, start=1)
         ]
         posted.append(PostedEntry(entry, replayed=False))
-    session.execute(_plain_insert(cast(Table, Posting.__table__)), postings)
+    insert_rows(session, cast(Table, Posting.__table__), postings)
     _add_to_balances(session, tenant_id, [line for draft in drafts for line in draft.lines], sharded)
     return posted
 
@@ -479,21 +479,20 @@ _ENTRY_KEY = ("tenant_id", "idempotency_key")
 
 
 @cache
-def _plain_insert(table: Table) -> Any:
-    return insert(table)
-
-
-@cache
-def _add_to_row_statement(dialect: str, table: Table, key: tuple[str, ...]) -> Any:
+def _add_to_row(key: tuple[str, ...]) -> Shape:
     """INSERT a delta, or add it to the row already there: one statement, run for many rows at once."""
-    upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    return upsert.on_conflict_do_update(
-        index_elements=list(key),
-        set_={
-            "balance_paise": table.c.balance_paise + upsert.excluded.balance_paise,
-            "posting_count": table.c.posting_count + upsert.excluded.posting_count,
-        },
-    )
+
+    def shape(upsert: Any) -> Any:
+        table = upsert.table
+        return upsert.on_conflict_do_update(
+            index_elements=list(key),
+            set_={
+                "balance_paise": table.c.balance_paise + upsert.excluded.balance_paise,
+                "posting_count": table.c.posting_count + upsert.excluded.posting_count,
+            },
+        )
+
+    return shape
 
 
 def _add_to_balances(
@@ -508,22 +507,20 @@ def _add_to_balances(
     counts: dict[uuid.UUID, int] = {}
     for line in lines:
         counts[line.account_id] = counts.get(line.account_id, 0) + 1
-    dialect = _dialect(session)
     plain = [
         {"account_id": a, "tenant_id": tenant_id, "balance_paise": deltas[a], "posting_count": counts[a]}
         for a in sorted(deltas)
         if a not in sharded
     ]
     if plain:
-        table = cast(Table, AccountBalance.__table__)
-        session.execute(_add_to_row_statement(dialect, table, ("account_id",)), plain)
+        insert_rows(session, cast(Table, AccountBalance.__table__), plain, _add_to_row(("account_id",)))
     if hot := [a for a in sorted(deltas) if a in sharded]:
         shard = session.info.get(_SHARD_KEY)
         if shard is None:
             shard = session.info[_SHARD_KEY] = random.randrange(BALANCE_SHARDS)  # noqa: S311 - spreading, not secrecy
-        table = cast(Table, BalanceShard.__table__)
-        session.execute(
-            _add_to_row_statement(dialect, table, ("account_id", "shard")),
+        insert_rows(
+            session,
+            cast(Table, BalanceShard.__table__),
             [
                 {
                     "account_id": a,
@@ -534,6 +531,7 @@ def _add_to_balances(
                 }
                 for a in hot
             ],
+            _add_to_row(("account_id", "shard")),
         )
 
 

@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import JSON, ForeignKey, Index, Insert, String, Table, Text, insert, or_, select, update
+from sqlalchemy import JSON, ForeignKey, Index, String, Table, Text, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from citygas.platform.bulk import insert_rows
 from citygas.platform.db import Base, IdMixin
 from citygas.platform.ids import uuid7
 from citygas.platform.tenancy import SYSTEM, TENANT_KEY, set_tenant
@@ -132,14 +132,9 @@ def emit_many(
         for event_id, (topic, payload) in zip(ids, events, strict=True)
     ]
     if rows:
-        session.execute(_insert_event(), rows if len(rows) > 1 else rows[0])
+        # Platform-scoped table (not TenantScoped): the central scoping has nothing to check on an INSERT.
+        insert_rows(session, cast(Table, OutboxEvent.__table__), rows)
     return ids
-
-
-@cache
-def _insert_event() -> Insert:
-    # Platform-scoped table (not TenantScoped): the central scoping has nothing to check on an INSERT.
-    return insert(cast(Table, OutboxEvent.__table__))
 
 
 def backoff(attempts: int, *, base_seconds: float = 2.0, cap_seconds: float = 3600.0) -> timedelta:

@@ -24,10 +24,8 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import String, Table, Uuid, and_, bindparam, column, delete, func, insert, select
+from sqlalchemy import String, Table, Uuid, and_, bindparam, column, delete, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from citygas.customers.models import Customer
@@ -38,6 +36,7 @@ from citygas.meters.models import Meter, MeterModel, VendingKey
 from citygas.meters.service import allocate_tids_for, decoder_key_for, decoder_parameters
 from citygas.notifications import ports as notifications
 from citygas.platform.audit import record_created
+from citygas.platform.bulk import insert_rows
 from citygas.platform.context import on_behalf_of, request_id_of
 from citygas.platform.errors import Conflict, DomainError, NotFound
 from citygas.platform.ids import uuid7
@@ -259,8 +258,7 @@ def _claimed(
         }
         for slot in slots
     ]
-    statement = _claim_statement(session.get_bind().dialect.name)
-    claimed = set(session.execute(statement, rows if len(rows) > 1 else rows[0]).scalars())
+    claimed = set(insert_rows(session, _table(VendClaim), rows, _claim_shape).scalars())
     taken = [slot for slot in slots if slot.request.idempotency_key not in claimed]
     if taken:
         keys = [slot.request.idempotency_key for slot in taken]
@@ -397,7 +395,7 @@ def _record(session: Session, slots: list[_Passed], results: list[VendResult | N
         _vend_row(session, slot, vend_id, entry.entry.id, receipt, now)
         for slot, vend_id, entry, receipt in zip(slots, vend_ids, entries, receipts, strict=True)
     ]
-    session.execute(_insert_vends(), rows if len(rows) > 1 else rows[0])
+    insert_rows(session, _table(Vend), rows)
     events: list[tuple[str, dict[str, Any]]] = []
     for slot, row in zip(slots, rows, strict=True):
         vend = Vend(**row)
@@ -495,14 +493,11 @@ def _check_request(request: VendRequest) -> None:
 # than running it (see docs/vending.md, "Performance").
 
 
-@cache
-def _claim_statement(dialect: str) -> Any:
+def _claim_shape(insert: Any) -> Any:
+    """The claim: INSERT … ON CONFLICT DO NOTHING, returning the keys this transaction claimed."""
     claim = _table(VendClaim)
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (
-        insert(claim)
-        .on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"])
-        .returning(claim.c.idempotency_key)
+    return insert.on_conflict_do_nothing(index_elements=["tenant_id", "idempotency_key"]).returning(
+        claim.c.idempotency_key
     )
 
 
@@ -511,11 +506,6 @@ def _withdraw_statement() -> Any:
     claim = _table(VendClaim)
     keys: Any = bindparam("keys", expanding=True)
     return delete(claim).where(claim.c.tenant_id == bindparam("tenant"), claim.c.idempotency_key.in_(keys))
-
-
-@cache
-def _insert_vends() -> Any:
-    return insert(_table(Vend))
 
 
 @cache

@@ -37,7 +37,7 @@ from citygas.receipts import pages as receipt_pages
 from citygas.vending import api as vending_api
 from citygas.web import admin, api, app_pages, health, portals
 from citygas.web.errors import install_error_handlers
-from citygas.web.observability import configure_logging, request_context
+from citygas.web.observability import RequestContext, configure_logging
 
 
 def create_app(
@@ -86,7 +86,7 @@ def create_app(
         else None
     )
     app.state.settings = settings
-    app.middleware("http")(request_context)
+    app.add_middleware(RequestContext)
     # Pages, scripts and the Hindi font shrink to a third or less: what a 3G phone waits for.
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     install_error_handlers(app)
