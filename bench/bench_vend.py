@@ -194,6 +194,14 @@ async def _response_status(reader: asyncio.StreamReader) -> int:
     return status
 
 
+def _commits(database: str) -> int:
+    """Transactions committed in the bench's database so far (the statistics collector's count)."""
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+        c.execute("SELECT pg_stat_clear_snapshot()")
+        row = c.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (database,)).fetchone()
+        return int(row[0]) if row else 0
+
+
 def bare_transactions(dsn: str) -> float:
     """The same writes as one vend, as plain SQL in one transaction each: the database's own limit here."""
     with psycopg.connect(dsn) as conn:
@@ -252,7 +260,9 @@ def main() -> int:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
+        commits = _commits(name)
         rate, latencies, failures = asyncio.run(load(ports, key))
+        per_vend = (_commits(name) - commits) / VENDS
         bare = bare_transactions(f"host=127.0.0.1 user=postgres dbname={name}")
         q = statistics.quantiles(latencies, n=100)
         print(
@@ -263,6 +273,7 @@ def main() -> int:
         print(
             f"latency p50 {q[49] * 1000:6.1f} ms   p99 {q[98] * 1000:6.1f} ms   failures {failures}/{VENDS}"
         )
+        print(f"database transactions per vend: {per_vend:4.2f} (vends written together share one)")
         print(f"bare transactions with the same writes (one connection):  {bare:8.0f} txn/s")
         print(
             f"ratio bare / vends: {bare / rate:5.1f}x   target: 500 vends/s with p99 < 100 ms: "

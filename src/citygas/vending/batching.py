@@ -6,8 +6,10 @@ the tenant-wide accounts, the audit chain head), and one at a time a vend spends
 trips, statements and its commit. Written together, a batch of vends costs a statement per kind of row,
 one commit, and one turn on each shared row (docs/vending.md, "Performance").
 
-There is no timer: a request that finds no batch running is written at once, alone, so a quiet system
-answers as fast as before; under load, batches grow by themselves to what arrived during the last one.
+One batch is written at a time per process. A request that finds none running is written at once, so a
+quiet system answers as fast as before; under load, each batch takes what arrived during the last one,
+after waiting a moment (`LINGER_SECONDS`) for as many requests as the last one held: their callers are
+on their way back with the next ones.
 A batch is all or nothing. If writing it fails, it was rolled back, and its requests are written again one
 at a time, each in its own transaction, as if they had come alone: the claim on each idempotency key
 still makes every one of them vend exactly once.
@@ -31,7 +33,9 @@ from citygas.vending.rules import DEFAULT_LIMITS, VendLimits, VendRequest
 from citygas.vending.service import Deferred, VendOutcome, do_vends, vend_body
 
 MAX_BATCH = 32  # enough to soak up a burst; small enough that one batch's rows stay a few kilobytes
-MAX_RUNNING = 2  # batches in flight per process: one writing while the next one's checks run
+# How long a batch may wait for the callers of the last one to come back (a lone request never waits:
+# the last batch held one). A round trip on a busy server; small against the write it saves.
+LINGER_SECONDS = 0.003
 
 
 @dataclass(frozen=True)
@@ -57,18 +61,18 @@ class VendBatcher:
         master_key: bytes,
         *,
         max_batch: int = MAX_BATCH,
-        max_running: int = MAX_RUNNING,
+        linger_seconds: float = LINGER_SECONDS,
         limits: VendLimits = DEFAULT_LIMITS,
     ) -> None:
         self.db = db
         self.master_key = master_key
         self.max_batch = max_batch
-        self.max_running = max_running
+        self.linger_seconds = linger_seconds
         self.limits = limits
         self.loop = asyncio.get_running_loop()
         self._queues: dict[tuple[str, str], tuple[Principal, list[_Waiting]]] = {}
-        self._running = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._arrived = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
         # How the last requests were grouped, for the benchmark and the tests.
         self.batch_sizes: deque[int] = deque(maxlen=1000)
 
@@ -77,15 +81,37 @@ class VendBatcher:
         waiting = _Waiting(request, request_id, self.loop.create_future())
         group = (str(principal.tenant_id), str(principal.id))
         self._queues.setdefault(group, (principal, []))[1].append(waiting)
-        self._start_batches()
+        self._arrived.set()
+        if self._writer is None or self._writer.done():
+            self._writer = self.loop.create_task(self._write_batches())
         return await waiting.future
 
-    def _start_batches(self) -> None:
-        while self._running < self.max_running and (taken := self._take()) is not None:
-            self._running += 1
-            task = self.loop.create_task(self._run(*taken))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    async def _write_batches(self) -> None:
+        """Write batches one after another while requests wait: one transaction at a time per process,
+        so that what arrives during a write goes together in the next."""
+        expected = 1
+        while self._queues:
+            await self._gather(expected)
+            taken = self._take()
+            if taken is None:
+                continue
+            await self._run(*taken)
+            expected = len(taken[1])
+
+    async def _gather(self, expected: int) -> None:
+        """Wait, for at most the linger time, until as many requests wait as the last batch held. The
+        callers of the last batch are busy reading their answers and sending their next requests; starting
+        at once would write the first of them alone, and the rest after it."""
+        deadline = self.loop.time() + self.linger_seconds
+        while self._waiting() < expected and (left := deadline - self.loop.time()) > 0:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except TimeoutError:
+                return
+
+    def _waiting(self) -> int:
+        return sum(len(queue) for _, queue in self._queues.values())
 
     def _take(self) -> tuple[Principal, list[_Waiting]] | None:
         """The oldest group's waiting requests, up to a batch; a key already in the batch stays queued for
@@ -121,9 +147,6 @@ class VendBatcher:
             raise
         except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it (a 500)
             results = [exc] * len(batch)
-        finally:
-            self._running -= 1
-            self._start_batches()
         for waiting, result in zip(batch, results, strict=True):
             _settle(waiting.future, result)
 

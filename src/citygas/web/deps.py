@@ -5,6 +5,7 @@ import hmac
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 
 from citygas.identity import service as identity
@@ -58,6 +59,21 @@ def current_principal(request: Request) -> Principal | None:
     return principal
 
 
+def _known_principal(request: Request) -> Principal | None:
+    """The caller, when it is known without the database: resolved earlier in this request, or an API key
+    in the cache. None when a look-up is needed."""
+    if hasattr(request.state, "principal"):
+        cached: Principal | None = request.state.principal
+        return cached
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        principal = identity.api_key_cache.get(auth[7:].strip())
+        if principal is not None:
+            request.state.principal = principal
+        return principal
+    return None
+
+
 class Requires:
     """`Depends(Requires(Permission.X))`: the caller must be logged in and hold X. The route walk in the
     tests reads `.permissions` off every route, so a route without one is noticed."""
@@ -70,8 +86,12 @@ class Requires:
     def described(self) -> str:
         return " or ".join(sorted(self.permissions))
 
-    def __call__(self, request: Request) -> Principal:
-        principal = current_principal(request)
+    async def __call__(self, request: Request) -> Principal:
+        # Async, so that a caller known already (an API key seen in the last seconds) costs no trip to
+        # a worker thread; a look-up in the database runs in one.
+        principal = _known_principal(request)
+        if principal is None:
+            principal = await anyio.to_thread.run_sync(current_principal, request)
         if principal is None:
             if is_api(request):
                 raise NotAuthenticated("Send an API key as `Authorization: Bearer <key>`")
