@@ -13,6 +13,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from citygas.customers.models import Customer
+from citygas.ledger.rules import AccountCode
+from citygas.ledger.service import account_id_for
 from citygas.meters.lifecycle import METER_LIFECYCLE
 from citygas.meters.models import Meter, MeterModel, VendingKey
 from citygas.platform import workflow
@@ -204,10 +206,12 @@ def do_meter_transition(
         meter.customer_id = customer.id
     workflow.do_transition(session, METER_LIFECYCLE, meter, action, permissions=permissions, reason=reason)
     if action == "activate" and meter.customer_id is not None:
-        # The household is connected once its meter is live: that is when it can buy gas.
+        # The household is connected once its meter is live: that is when it can buy gas. Its prepaid
+        # credit account opens with the connection, not inside its first top-up.
         customer = session.get(Customer, meter.customer_id)
         if customer is not None and customer.status != "active":
             customer.status = "active"
+        account_id_for(session, AccountCode.CUSTOMER_CREDIT, meter.customer_id)
     session.flush()
     return meter
 
