@@ -18,10 +18,10 @@ from citygas.vending.service import do_vend, read_context
 from tests.meters.test_registry import MASTER
 from tests.vending.conftest import START, Shop
 
-# Claim, the customer with meter, model and key, today's vends with balances and prices, the TID, the
-# book, the entry, its lines, two balance upserts, the receipt number with the vend (two on SQLite),
-# the two outbox events (the vend's, its SMS: one INSERT each), the audit head and the audit rows (two
-# on SQLite). A first vend also opens the customer's credit account (three more).
+# Claim, the customer with meter, model and key, today's vends with balances and prices, the book, the
+# TIDs, the entry, its lines, two balance upserts (the accounts' own rows, the slices), the receipt
+# counter, the vend row, the two outbox events (one INSERT), the audit head and the audit rows (two on
+# SQLite, one statement on PostgreSQL): 14 on PostgreSQL, 15 on SQLite.
 STEADY_STATEMENTS = 17
 
 
