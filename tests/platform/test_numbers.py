@@ -3,9 +3,8 @@
 import threading
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, select
 
-from citygas.platform.numbers import NumberKind, insert_numbered, next_number
+from citygas.platform.numbers import NumberKind, next_number, take_numbers
 from citygas.platform.uow import Database
 from tests.conftest import make_tenant
 
@@ -72,74 +71,23 @@ def test_concurrent_writers_never_share_or_skip_a_number(db: Database) -> None:
     assert values == list(range(1, 81)), "numbers must be unique and without gaps"
 
 
-def _receipts_table() -> Table:
-    """A scratch table with a unique number column, like vend.receipt_number."""
-    return Table(
-        "test_numbered_rows",
-        MetaData(),
-        Column("id", Integer, primary_key=True),
-        Column("tenant_id", Uuid, nullable=False),
-        Column("number", String(32), nullable=False, unique=True),
-        Column("note", String(20), nullable=False),
-    )
+def test_take_numbers_gives_consecutive_numbers_and_gives_them_back_on_rollback(db: Database) -> None:
+    a = make_tenant(db, "alpha", "ALP")
+    with db.unit_of_work(tenant=a.id) as uow:
+        first = take_numbers(uow.session, NumberKind.RECEIPT, 3)
+        uow.rollback()  # the numbers go back with the transaction
+    with db.unit_of_work(tenant=a.id) as uow:
+        again = take_numbers(uow.session, NumberKind.RECEIPT, 3)
+        after = next_number(uow.session, NumberKind.RECEIPT)
+        none = take_numbers(uow.session, NumberKind.RECEIPT, 0)
+        uow.commit()
+    assert first == again == ["ALP-R-00000001", "ALP-R-00000002", "ALP-R-00000003"]
+    assert (after, none) == ("ALP-R-00000004", [])
 
 
-def test_insert_numbered_writes_the_next_number_into_the_row_and_gives_it_back_on_rollback(
-    db: Database,
-) -> None:
-    table = _receipts_table()
-    table.create(db.engine)
-    try:
-        a = make_tenant(db, "alpha", "ALP")
-        with db.unit_of_work(tenant=a.id) as uow:
-            first = insert_numbered(
-                uow.session, NumberKind.RECEIPT, table, {"id": 1, "tenant_id": a.id, "note": "x"}, "number"
-            )
-            uow.rollback()  # the number goes back with the row
-        with db.unit_of_work(tenant=a.id) as uow:
-            again = insert_numbered(
-                uow.session, NumberKind.RECEIPT, table, {"id": 1, "tenant_id": a.id, "note": "x"}, "number"
-            )
-            after = next_number(uow.session, NumberKind.RECEIPT)
-            wide = insert_numbered(
-                uow.session,
-                NumberKind.RECEIPT,
-                table,
-                {"id": 2, "tenant_id": a.id, "note": "y"},
-                "number",
-                width=1,
-            )
-            uow.commit()
-        with db.engine.connect() as conn:
-            stored = dict(conn.execute(select(table.c.id, table.c.number)).all())
-        assert (first, again, after, wide) == (
-            "ALP-R-00000001",
-            "ALP-R-00000001",
-            "ALP-R-00000002",
-            "ALP-R-3",
-        )
-        assert stored == {1: "ALP-R-00000001", 2: "ALP-R-3"}
-    finally:
-        table.drop(db.engine)
-
-
-def test_insert_numbered_never_cuts_a_number_longer_than_the_width(db: Database) -> None:
-    table = _receipts_table()
-    table.create(db.engine)
-    try:
-        a = make_tenant(db, "alpha", "ALP")
-        with db.unit_of_work(tenant=a.id) as uow:
-            for _ in range(12):
-                next_number(uow.session, NumberKind.RECEIPT)
-            number = insert_numbered(
-                uow.session,
-                NumberKind.RECEIPT,
-                table,
-                {"id": 1, "tenant_id": a.id, "note": "x"},
-                "number",
-                width=1,
-            )
-            uow.commit()
-        assert number == "ALP-R-13"
-    finally:
-        table.drop(db.engine)
+def test_take_numbers_never_cuts_a_number_longer_than_the_width(db: Database) -> None:
+    a = make_tenant(db, "alpha", "ALP")
+    with db.unit_of_work(tenant=a.id) as uow:
+        numbers = take_numbers(uow.session, NumberKind.RECEIPT, 12, width=1)
+        uow.commit()
+    assert numbers[8:] == ["ALP-R-9", "ALP-R-10", "ALP-R-11", "ALP-R-12"]

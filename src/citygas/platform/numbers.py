@@ -12,8 +12,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import ForeignKey, String, Table, bindparam, case, func, insert, select, update
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import ForeignKey, String, Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -66,56 +65,6 @@ def _bump() -> Any:
         .values(last_value=sequence.c.last_value + bindparam("count"))
         .returning(sequence.c.last_value, code)
     )
-
-
-def insert_numbered(
-    session: Session, kind: NumberKind, table: Table, values: dict[str, Any], column: str, *, width: int = 8
-) -> str:
-    """INSERT a row of `table` with `values` and the next number of `kind` in `column`; the number.
-
-    The counter row stays locked until the transaction ends, and every caller of the tenant queues on it,
-    so each round trip after taking the number counts. On PostgreSQL this is ONE statement (the
-    increment is a data-modifying CTE the INSERT selects from); on SQLite, whose writers queue on the
-    database lock from BEGIN anyway, `next_number` and a plain INSERT."""
-    if session.get_bind().dialect.name != "postgresql":
-        number = next_number(session, kind, width=width)
-        session.execute(_plain_insert(table), {**values, column: number})
-        return number
-    params = {f"v_{key}": value for key, value in values.items()}
-    params |= {"number_tenant": current_tenant(session), "number_kind": kind.value}
-    statement = _numbered_insert(table, column, width)
-    row = session.execute(statement, params).first()
-    if row is None:  # no counter of this kind yet: create it as `next_number` does, and go again
-        _create_counter(session, current_tenant(session), kind)
-        row = session.execute(statement, params).one()
-    return str(row[0])
-
-
-@cache
-def _plain_insert(table: Table) -> Any:
-    return insert(table)
-
-
-@cache
-def _numbered_insert(table: Table, column: str, width: int) -> Any:
-    sequence, tenant = cast(Table, NumberSequence.__table__), cast(Table, Tenant.__table__)
-    code = select(tenant.c.code).where(tenant.c.id == bindparam("number_tenant")).scalar_subquery()
-    taken = (
-        update(sequence)
-        .where(
-            sequence.c.tenant_id == bindparam("number_tenant"), sequence.c.kind == bindparam("number_kind")
-        )
-        .values(last_value=sequence.c.last_value + 1)
-        .returning(sequence.c.last_value.label("value"), code.label("code"))
-        .cte("taken")
-    )
-    digits = sql_cast(taken.c.value, String)
-    # As next_number prints it: zero-padded to `width`, never cut (lpad would cut a longer number).
-    padded = case((func.length(digits) >= width, digits), else_=func.lpad(digits, width, "0"))
-    number = func.coalesce(taken.c.code, "X") + "-" + bindparam("number_kind", type_=String) + "-" + padded
-    others = [c for c in table.columns if c.key != column]
-    chosen = select(*(bindparam(f"v_{c.key}", type_=c.type) for c in others), number).select_from(taken)
-    return insert(table).from_select([*(c.key for c in others), column], chosen).returning(table.c[column])
 
 
 def _create_counter(session: Session, tenant_id: uuid.UUID, kind: NumberKind) -> None:

@@ -5,13 +5,16 @@ a concurrent retry waits on that row until the first attempt commits, then finds
 if the first attempt crashed, its transaction rolled back with the claim, the TID, the receipt number and
 the ledger entry, and the retry vends afresh. Nothing of a vend is ever half-written.
 
-`do_vend` never commits: the channel that received the money commits its own rows and the vend together.
+`do_vends` never commits: the channel that received the money commits its own rows and the vend together.
+It vends a batch (the API writes the vends that arrive together in one transaction, `vending.batching`);
+`do_vend` is a batch of one, and every channel goes through it.
 
-Fast by design (see docs/vending.md, "Performance"): about a dozen statements; everything a vend reads
-comes in two (the customer with meter, model and key; then today's vends, balances, instalment plan,
-rate and VAT); the ledger entry is three writes; and the rows every vend of a tenant shares are taken
-last, so they are held for the fewest round trips: the balance slices of tenant-wide accounts, then the
-receipt number counter, then (at commit) the audit chain head.
+Fast by design (see docs/vending.md, "Performance"): a batch costs a statement per kind of row, not per
+vend — what the vends read comes in three (claims, the customers with meters, models and keys; then
+today's vends, balances, instalment plan, rate and VAT for them all), and each kind of row is written in
+one; the rows every vend of a tenant shares are taken last, so they are held for the fewest round trips:
+the balance slices of tenant-wide accounts, then the receipt number counter, then (at commit) the audit
+chain head.
 """
 
 from __future__ import annotations
