@@ -42,7 +42,7 @@ from citygas.platform.uow import Database
 from citygas.tariffs.rules import TaxKind
 from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
 from citygas.vending import service as vending
-from citygas.vending.batching import VendAnswer, VendBatcher
+from citygas.vending.batching import VendAnswer, VendBatcher, _Waiting
 from citygas.vending.models import Vend, VendClaim
 from citygas.vending.rules import Channel, VendRequest
 from citygas.vending.service import (
@@ -565,3 +565,20 @@ def test_concurrent_api_vends_are_batched_and_each_key_vends_once(
         assert _request_id_of(db, town, "vend", response.json()["vend_id"]) == request_id
     assert _unbalanced_entries(db, town) == []
     assert _chain_breaks(db) == []
+
+
+def test_one_busy_api_key_cannot_keep_another_waiting(db: Database, town: Town) -> None:
+    # The queue as the event loop holds it, without writing: two keys' requests, batches of two.
+    async def queue_then_take() -> list[str]:
+        batcher = VendBatcher(db, MASTER, max_batch=2)
+        busy, other = _principal(town), _principal(town)
+        loop = asyncio.get_running_loop()
+        for principal, n in ((busy, 1), (busy, 2), (busy, 3), (other, 4), (busy, 5)):
+            queue = batcher._queues.setdefault((str(principal.tenant_id), str(principal.id)), (principal, []))
+            queue[1].append(_Waiting(_request(town, n), None, loop.create_future()))
+        order: list[str] = []
+        while (taken := batcher._take()) is not None:
+            order.append(",".join(w.request.idempotency_key for w in taken[1]))
+        return order
+
+    assert asyncio.run(queue_then_take()) == ["pay-1,pay-2", "pay-4", "pay-3,pay-5"]

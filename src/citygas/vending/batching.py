@@ -114,8 +114,9 @@ class VendBatcher:
         return sum(len(queue) for _, queue in self._queues.values())
 
     def _take(self) -> tuple[Principal, list[_Waiting]] | None:
-        """The oldest group's waiting requests, up to a batch; a key already in the batch stays queued for
-        the next one (it will replay the first)."""
+        """The first group's waiting requests, up to a batch; a key already in the batch stays queued for
+        the next one (it will replay the first). The group's rest goes to the back of the line, so that
+        one busy API key cannot keep another waiting."""
         for group, (principal, queue) in list(self._queues.items()):
             batch: list[_Waiting] = []
             keys: set[str] = set()
@@ -128,10 +129,9 @@ class VendBatcher:
                     batch.append(waiting)
                 else:
                     left.append(waiting)
+            del self._queues[group]
             if left:
                 self._queues[group] = (principal, left)
-            else:
-                del self._queues[group]
             if batch:
                 return principal, batch
         return None
