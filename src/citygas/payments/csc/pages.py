@@ -211,6 +211,17 @@ def agent_request_topup(
     note: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     agent = _me(request, uow)
+    why = "float top-up requested by the agent"
+    if refused := _enter_float_topup(request, uow, agent, amount, reference, note, why):
+        return _float_page(request, uow, agent, status_code=refused.status, error=refused.detail)
+    return _float_page(request, uow, agent, flash="Sent to the back office for approval.")
+
+
+def _enter_float_topup(
+    request: Request, uow: UnitOfWork, agent: CscAgent, amount: str, reference: str, note: str, why: str
+) -> DomainError | None:
+    """Record a float top-up for the back office to approve, and commit it with `why`; or roll back and
+    return what refused it. The agent and the back office enter them alike; only their pages differ."""
     try:
         service.do_request_float_topup(
             uow.session,
@@ -222,9 +233,9 @@ def agent_request_topup(
         )
     except DomainError as exc:
         uow.rollback()
-        return _float_page(request, uow, agent, status_code=exc.status, error=exc.detail)
-    uow.because("float top-up requested by the agent").commit()
-    return _float_page(request, uow, agent, flash="Sent to the back office for approval.")
+        return exc
+    uow.because(why).commit()
+    return None
 
 
 def _statement(
@@ -384,19 +395,9 @@ def ops_enter_topup(
     note: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     agent = service.get_agent(uow.session, agent_id)
-    try:
-        service.do_request_float_topup(
-            uow.session,
-            agent,
-            amount_paise=_paise(amount, "the amount"),
-            reference=reference,
-            note=note,
-            requested_by=_principal(request).label,
-        )
-    except DomainError as exc:
-        uow.rollback()
-        return _agent_page(request, uow, agent, status_code=exc.status, error=exc.detail)
-    uow.because("float top-up entered by the back office").commit()
+    why = "float top-up entered by the back office"
+    if refused := _enter_float_topup(request, uow, agent, amount, reference, note, why):
+        return _agent_page(request, uow, agent, status_code=refused.status, error=refused.detail)
     return RedirectResponse(f"/ops/csc/agents/{agent.id}", status_code=303)
 
 
