@@ -7,16 +7,15 @@ from citygas.ledger.service import account_for, get_balance, post_entry
 from citygas.meters.keys import meter_link_keys
 from citygas.meters.link import ReadStatus, encode_request
 from citygas.meters.link.endpoint import MeterLinkEndpoint
-from citygas.meters.model import SimulatedMeter
 from citygas.meters.replacement import FinalReading, do_replace_meter, read_signed_status
 from citygas.meters.rules import sts_meter_number
-from citygas.meters.service import decoder_key_for, do_meter_transition, do_register_meter, get_meter
-from citygas.meters.types import MeterIdentity, MeterMode, MeterParameters
+from citygas.meters.service import do_meter_transition, do_register_meter, get_meter
 from citygas.platform.errors import PermissionDenied, ValidationFailed
 from citygas.platform.time import utcnow
 from citygas.platform.uow import Database
 from citygas.sts import AcceptOutcome
 from tests.meters.test_registry import MASTER, _setup
+from tests.support.meters import meter_on_the_wall
 
 FIELD = frozenset({"meter.install"})
 SUPERVISOR = frozenset({"meter.install", "meter.manage"})
@@ -66,30 +65,9 @@ def _installed_pair(db: Database) -> object:
 
 def _signed_status(db: Database, tenant: object, *, credit_paise: int) -> bytes:
     """What the technician's phone uploads: the old meter's own signed status."""
-    with db.unit_of_work(tenant=tenant.id, read_only=True) as uow:  # type: ignore[attr-defined]
-        old = get_meter(uow.session, "OLD1")
-        key = decoder_key_for(uow.session, old, master_key=MASTER)
-    identity = MeterIdentity(
-        "OLD1",
-        old.sts_meter_number,
-        "G1.6",
-        96,
-        "sim",
-        MeterMode.CURRENCY,
-        old.sgc,
-        old.krn,
-        old.ti,
-        old.base_date,
-    )
-    meter = SimulatedMeter(
-        identity,
-        MeterParameters(low_credit_threshold=0, emergency_credit=0),
-        tariff_paise_per_scm=5000,
-        decoder_key=key,
-        start=utcnow(),
-    )
+    meter = meter_on_the_wall(db, tenant.id, "OLD1", start=utcnow())  # type: ignore[attr-defined]
     meter._credit = credit_paise
-    reading_key, parameter_key = meter_link_keys(MASTER, old.tenant_id, "OLD1")
+    reading_key, parameter_key = meter_link_keys(MASTER, tenant.id, "OLD1")  # type: ignore[attr-defined]
     return MeterLinkEndpoint(meter, reading_key, parameter_key).handle(encode_request(ReadStatus(), 1))
 
 
@@ -114,7 +92,6 @@ def test_the_credit_moves_to_the_new_meter_and_the_ledger_follows(db: Database) 
         held = get_balance(uow.session, AccountCode.CUSTOMER_CREDIT, new.customer_id)
         revenue = get_balance(uow.session, AccountCode.GAS_REVENUE)
         rounding = get_balance(uow.session, AccountCode.TOKEN_ROUNDING)
-        key = decoder_key_for(uow.session, new, master_key=MASTER)
     assert (old.state, new.state, new.customer_id, old.replaced_by_id) == (
         "replaced",
         "active",
@@ -124,25 +101,7 @@ def test_the_credit_moves_to_the_new_meter_and_the_ledger_follows(db: Database) 
     assert (done.net_credit, done.carried) == (12_345, 12_350)  # whole tenths of a rupee, rounded up
     assert (held, revenue, rounding) == (12_350, 50_000 - 12_345, 5)
     # The token is real: the new meter accepts it and holds exactly what the ledger says.
-    identity = MeterIdentity(
-        "NEW1",
-        new.sts_meter_number,
-        "G1.6",
-        96,
-        "sim",
-        MeterMode.CURRENCY,
-        new.sgc,
-        new.krn,
-        new.ti,
-        new.base_date,
-    )
-    meter = SimulatedMeter(
-        identity,
-        MeterParameters(low_credit_threshold=0, emergency_credit=0),
-        tariff_paise_per_scm=5000,
-        decoder_key=key,
-        start=utcnow(),
-    )
+    meter = meter_on_the_wall(db, tenant.id, "NEW1", start=utcnow())  # type: ignore[attr-defined]
     assert done.token is not None
     assert meter.enter_token(done.token).outcome is AcceptOutcome.CREDIT_ADDED
     assert meter.credit == held

@@ -9,15 +9,12 @@ from sqlalchemy import select
 
 from citygas.ledger.rules import AccountCode
 from citygas.ledger.service import get_balance
-from citygas.meters.model import SimulatedMeter
-from citygas.meters.service import decoder_key_for, get_meter
-from citygas.meters.types import MeterIdentity, MeterMode, MeterParameters
 from citygas.payments.bbps.models import BbpsPayment
 from citygas.platform.outbox import OutboxEvent
 from citygas.platform.time import utcnow
 from citygas.sts import AcceptOutcome
-from tests.meters.test_registry import MASTER
 from tests.payments.conftest_bbps import ASHA, BINA, MODELS, Biller, biller, make_api_key
+from tests.support.meters import meter_on_the_wall
 from tests.web.db_snapshot import differences, snapshot
 
 __all__ = ["MODELS", "biller"]
@@ -198,19 +195,8 @@ def test_a_fetch_reference_of_another_consumer_is_refused(biller: Biller) -> Non
 
 def test_the_bbps_token_credits_the_simulated_meter_exactly_gas_credit_paise(biller: Biller) -> None:
     body = biller.client.post("/api/v1/bbps/payments", json=payment(), headers=biller.headers()).json()
-    with biller.db.unit_of_work(tenant=biller.tenant.id, read_only=True) as uow:
-        meter = get_meter(uow.session, "SIM1")
-        key = decoder_key_for(uow.session, meter, master_key=MASTER)
-    identity = MeterIdentity(
-        "SIM1", meter.sts_meter_number, "G1.6", 96, "sim", MeterMode.CURRENCY,
-        meter.sgc, meter.krn, meter.ti, meter.base_date,
-    )  # fmt: skip
-    simulated = SimulatedMeter(
-        identity,
-        MeterParameters(low_credit_threshold=0, emergency_credit=0),
-        tariff_paise_per_scm=4_000,
-        decoder_key=key,
-        start=utcnow(),
+    simulated = meter_on_the_wall(
+        biller.db, biller.tenant.id, "SIM1", start=utcnow(), tariff_paise_per_scm=4_000
     )
     outcomes = [simulated.enter_token(t["token"]).outcome for t in body["tokens"]]
     assert outcomes[-1] is AcceptOutcome.CREDIT_ADDED

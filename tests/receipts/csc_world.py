@@ -18,8 +18,6 @@ from citygas.identity import service as identity_service
 from citygas.ledger.rules import AccountCode
 from citygas.ledger.service import get_balance
 from citygas.meters.model import SimulatedMeter
-from citygas.meters.service import decoder_key_for, get_meter
-from citygas.meters.types import MeterIdentity, MeterMode, MeterParameters
 from citygas.payments.csc import models as csc_models
 from citygas.payments.csc import pages as csc_pages
 from citygas.payments.csc.models import CscAgent
@@ -38,7 +36,7 @@ from citygas.tariffs.rules import percent_commission
 from citygas.vending import models as vending_models
 from citygas.web.app import create_app
 from tests.conftest import make_user
-from tests.meters.test_registry import MASTER
+from tests.support.meters import meter_on_the_wall
 from tests.vending.conftest import ready_to_vend
 
 # The tables must be known before the session's engine creates them.
@@ -102,28 +100,7 @@ def float_of(db: Database, csc: Csc) -> int:
 
 def simulated_meter(db: Database, csc: Csc) -> SimulatedMeter:
     """Asha's meter as it hangs on the wall, keyed as the registry says."""
-    with db.unit_of_work(tenant=csc.tenant.id, read_only=True) as uow:
-        meter = get_meter(uow.session, csc.serial)
-        key = decoder_key_for(uow.session, meter, master_key=MASTER)
-    identity = MeterIdentity(
-        meter.serial,
-        meter.sts_meter_number,
-        "G1.6",
-        96,
-        "sim",
-        MeterMode.CURRENCY,
-        meter.sgc,
-        meter.krn,
-        meter.ti,
-        meter.base_date,
-    )
-    return SimulatedMeter(
-        identity,
-        MeterParameters(low_credit_threshold=0, emergency_credit=0),
-        tariff_paise_per_scm=5_000,
-        decoder_key=key,
-        start=NOW,
-    )
+    return meter_on_the_wall(db, csc.tenant.id, csc.serial, start=NOW)
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from sqlalchemy import select
 
 from citygas.meters.model import SimulatedMeter
 from citygas.meters.rules import sts_meter_number
-from citygas.meters.service import decoder_key_for, do_meter_transition, do_register_meter, get_meter
-from citygas.meters.types import MeterIdentity, MeterMode, MeterParameters
+from citygas.meters.service import do_meter_transition, do_register_meter
 from citygas.platform.tenancy import ChargeArea, Tenant
 from citygas.platform.uow import Database
 from citygas.tariffs.rules import TaxKind
 from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
-from tests.meters.test_registry import MASTER, _setup
+from tests.meters.test_registry import _setup
+from tests.support.meters import meter_on_the_wall
 
 RATE = 4_850  # paise per SCM before VAT
 VAT = Decimal("3")
@@ -64,25 +64,4 @@ def shop(db: Database) -> Shop:
 
 def simulated_meter(db: Database, shop: Shop) -> SimulatedMeter:
     """The household's meter as it hangs on the wall, keyed as the registry says."""
-    with db.unit_of_work(tenant=shop.tenant.id, read_only=True) as uow:
-        meter = get_meter(uow.session, shop.serial)
-        key = decoder_key_for(uow.session, meter, master_key=MASTER)
-    identity = MeterIdentity(
-        meter.serial,
-        meter.sts_meter_number,
-        "G1.6",
-        96,
-        "sim",
-        MeterMode.CURRENCY,
-        meter.sgc,
-        meter.krn,
-        meter.ti,
-        meter.base_date,
-    )
-    return SimulatedMeter(
-        identity,
-        MeterParameters(low_credit_threshold=0, emergency_credit=0),
-        tariff_paise_per_scm=5_000,
-        decoder_key=key,
-        start=START,
-    )
+    return meter_on_the_wall(db, shop.tenant.id, shop.serial, start=START)

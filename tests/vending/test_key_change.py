@@ -5,18 +5,17 @@ from datetime import UTC, datetime
 from citygas.meters.model import SimulatedMeter
 from citygas.meters.rules import sts_meter_number
 from citygas.meters.service import (
-    decoder_key_for,
     do_meter_transition,
     do_register_meter,
     do_schedule_key_change,
     get_meter,
 )
-from citygas.meters.types import MeterIdentity, MeterMode, MeterParameters
 from citygas.platform.uow import Database
 from citygas.sts import AcceptOutcome
 from citygas.vending.rules import Channel, VendRequest
 from citygas.vending.service import do_vend
 from tests.meters.test_registry import MASTER
+from tests.support.meters import meter_on_the_wall
 from tests.vending.conftest import START, Shop
 
 ALL = frozenset({"meter.manage", "meter.install"})
@@ -40,28 +39,7 @@ def _vend(db: Database, shop: Shop, key: str, now: datetime = START) -> list[dic
 
 
 def _meter_on_the_wall(db: Database, shop: Shop, serial: str, base_date: int) -> SimulatedMeter:
-    with db.unit_of_work(tenant=shop.tenant.id, read_only=True) as uow:
-        meter = get_meter(uow.session, serial)
-        key = decoder_key_for(uow.session, meter, master_key=MASTER)
-    identity = MeterIdentity(
-        serial,
-        meter.sts_meter_number,
-        "G1.6",
-        96,
-        "sim",
-        MeterMode.CURRENCY,
-        meter.sgc,
-        meter.krn,
-        meter.ti,
-        base_date,
-    )
-    return SimulatedMeter(
-        identity,
-        MeterParameters(low_credit_threshold=0, emergency_credit=0),
-        tariff_paise_per_scm=5_000,
-        decoder_key=key,
-        start=START,
-    )
+    return meter_on_the_wall(db, shop.tenant.id, serial, start=START, base_date=base_date)
 
 
 def _install(db: Database, shop: Shop, serial: str, base_date: int) -> None:
