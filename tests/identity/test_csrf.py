@@ -211,6 +211,11 @@ def valid_form(route: RouteInfo, alpha: Alpha) -> dict[str, str | list[str]]:
         "/app/help/{ticket_number}/cancel": {"reason": "sorted itself out"},
         "/app/help/{ticket_number}/reopen": {"reason": "still not sorted"},
         "/app/help/{ticket_number}/rate": {"rating": "5", "comment": "quick"},
+        "/ops/tickets/new": {
+            "caller": alpha.consumer_number,
+            "category": "billing",
+            "description": "CSRF probe: a caller's billing question",
+        },
         "/ops/tickets/{ticket_number}/transition": {"action": "acknowledge", "reason": ""},
         "/ops/tickets/{ticket_number}/assign": {},
         "/ops/tickets/{ticket_number}/messages": {"visibility": "public", "body": "We are on it"},

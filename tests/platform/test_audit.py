@@ -137,3 +137,20 @@ def test_a_rolled_back_savepoint_forgets_only_its_own_entries(db: Database) -> N
         uow.commit()
     names = [e.after["name"] for e in _entries(db, a.id) if e.action == "customer.create" and e.after]
     assert names == ["Kept"]
+
+
+def test_a_reason_given_after_a_savepoint_reaches_the_rows_written_before_it(db: Database) -> None:
+    # SQLAlchemy fires the commit hook when a savepoint is released; the entries must wait for the real
+    # commit, or the rows before the savepoint go without the reason the use case gives at its end.
+    a = make_tenant(db, "alpha", "ALP")
+    with db.unit_of_work(tenant=a.id, actor=CLERK) as uow:
+        do_register_customer(
+            uow.session, name="Asha Rao", phone="9812345678", charge_area_code="ALP-CA1", address="1 A St"
+        )
+        with uow.session.begin_nested():
+            do_register_customer(
+                uow.session, name="Bina Das", phone="9812345679", charge_area_code="ALP-CA1", address="2 B St"
+            )
+        uow.because("two walk-ins").commit()
+    reasons = [e.reason for e in _entries(db, a.id) if e.entity_type == "customer"]
+    assert reasons == ["two walk-ins", "two walk-ins"]

@@ -115,6 +115,7 @@ QUERY_VALUES: dict[str, Values] = {
     "status": lambda _a: ["all"],  # the care queue: every ticket there is
     "category": lambda _a: ["billing"],
     "mine": lambda _a: ["1"],
+    "caller": lambda a: [a.consumer_numbers[0]],  # B's care agent types A's household's number
     "period": lambda _a: [f"{to_india(utcnow()).date():%Y-%m}"],  # the month A's agent earned commission
 }
 # The customer app's screens take `?c=` to pick one of the household's connections: B sends A's.
@@ -193,6 +194,9 @@ FIELD_VALUES: dict[str, Values] = {
     "preset": lambda _a: ["500"],
     "category": lambda _a: ["billing"],
     "description": lambda _a: ["Walk probe: billing question"],
+    # B's care agent raises a ticket for a caller giving A's household's number (a phone of another
+    # CGD's household: tests/care/test_caller_tickets.py).
+    "caller": lambda a: [a.consumer_numbers[0]],
     "rating": lambda _a: ["5"],
     "comment": lambda _a: ["walk probe"],
     "visibility": lambda _a: ["public"],  # a reply the customer would read

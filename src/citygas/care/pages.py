@@ -381,6 +381,43 @@ def _staff_ticket_page(
     )
 
 
+@router.get("/ops/tickets/new", response_class=HTMLResponse)
+def caller_ticket_form(
+    request: Request,
+    uow: ManageUow,  # noqa: ARG001 - its dependency checks that the agent may raise tickets
+    caller: str = "",
+) -> Response:
+    return _caller_form(request, caller=caller, category="", description="")
+
+
+def _caller_form(request: Request, status_code: int = 200, **values: Any) -> Response:
+    return render(request, "care/new.html", status_code=status_code, categories=rules.CATEGORIES, **values)
+
+
+@router.post("/ops/tickets/new")
+def raise_for_caller(
+    request: Request,
+    uow: ManageUow,
+    caller: Annotated[str, Form(max_length=40)] = "",
+    category: Annotated[str, Form(max_length=32)] = "",
+    description: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """A care agent raises a ticket for the household on the phone, found by consumer or phone number."""
+    try:
+        customer = service.find_caller(uow.session, caller)
+        ticket, existing = service.do_raise_for_caller(
+            uow.session, customer=customer, category_code=category, description=description
+        )
+    except DomainError as exc:
+        uow.rollback()
+        values = {"caller": caller, "category": category, "description": description}
+        return _caller_form(request, status_code=exc.status, error=exc.detail, **values)
+    if existing:  # the leak is already being handled: show it, change nothing
+        return RedirectResponse(f"/ops/tickets/{ticket.number}", status_code=303)
+    uow.because(f"raised for the caller by {_principal(request).label}").commit()
+    return RedirectResponse(f"/ops/tickets/{ticket.number}", status_code=303)
+
+
 @router.get("/ops/tickets/{ticket_number}", response_class=HTMLResponse)
 def staff_ticket(request: Request, ticket_number: str, uow: ViewUow) -> Response:
     return _staff_ticket_page(request, uow, ticket_number)

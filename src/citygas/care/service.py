@@ -21,6 +21,7 @@ from citygas.care.rules import TICKET, CareRuleError, Kind, Priority, State
 from citygas.customers.households import connections_of_phone
 from citygas.customers.models import Customer
 from citygas.identity.models import StaffUser
+from citygas.identity.rules import normalise_phone
 from citygas.notifications import ports as notifications
 from citygas.platform.context import actor_of
 from citygas.platform.db import flush_unique
@@ -115,6 +116,52 @@ def do_raise_ticket(
         due=_due_of(session, ticket),
     )
     return ticket
+
+
+def find_caller(session: Session, said: str) -> Customer:
+    """The connection a caller means, from what they say: a consumer number, or the phone number the
+    connection is registered with (when that phone has one connection of this CGD). Refusals say what
+    to ask the caller next."""
+    text = said.strip()
+    if not text:
+        raise ValidationFailed("Ask the caller for their consumer number or registered mobile number")
+    by_number = session.execute(
+        select(Customer).where(Customer.consumer_number == text.upper())
+    ).scalar_one_or_none()
+    if by_number is not None:
+        return by_number
+    try:
+        phone = normalise_phone(text)
+    except ValueError:
+        raise NotFound(f"No connection {text}: check the consumer number with the caller") from None
+    found = list(
+        session.execute(select(Customer).where(Customer.phone == phone).order_by(Customer.consumer_number))
+        .scalars()
+        .all()
+    )
+    if not found:
+        raise NotFound(f"No connection is registered with {phone}: ask for the consumer number")
+    if len(found) > 1:
+        numbers = ", ".join(c.consumer_number for c in found)
+        raise ValidationFailed(f"{phone} has {len(found)} connections ({numbers}): ask which one")
+    return found[0]
+
+
+def do_raise_for_caller(
+    session: Session, *, customer: Customer, category_code: str, description: str
+) -> tuple[Ticket, bool]:
+    """A ticket a care agent raises while the household is on the phone (channel `care`): a leak goes the
+    emergency way (one live leak ticket per connection). The ticket, and True if it existed already."""
+    try:
+        cat = rules.category(category_code)
+    except CareRuleError as exc:
+        raise _invalid(exc) from exc
+    if cat.kind is Kind.EMERGENCY:
+        outcome = do_raise_emergency(session, customer=customer, description=description, channel="care")
+        return outcome.ticket, outcome.existing
+    return do_raise_ticket(
+        session, customer=customer, category_code=cat.code, description=description, channel="care"
+    ), False
 
 
 @dataclass(frozen=True)

@@ -367,7 +367,11 @@ def _audit_before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
 @event.listens_for(Session, "before_commit")
 def _seal_at_commit(session: Session) -> None:
     """Chain the transaction's entries at commit: the head row is locked only for the last moment of
-    the transaction, and `uow.because(reason)` said anywhere in the use case reaches every entry."""
+    the transaction, and `uow.because(reason)` said anywhere in the use case reaches every entry.
+    SQLAlchemy fires this hook when a savepoint is released too; the entries then wait for the real
+    commit (sealed at the savepoint, they lost the reason given later and held the head from there on)."""
+    if session.in_nested_transaction():
+        return
     session.flush()
     pending = session.info.pop(_PENDING_KEY, None)
     if pending:
