@@ -582,3 +582,21 @@ def test_one_busy_api_key_cannot_keep_another_waiting(db: Database, town: Town) 
         return order
 
     assert asyncio.run(queue_then_take()) == ["pay-1,pay-2", "pay-4", "pay-3,pay-5"]
+
+
+def test_a_caller_who_went_away_before_its_turn_is_not_written(db: Database, town: Town) -> None:
+    # A request whose caller disconnected (its future cancelled) while it waited is dropped from the
+    # batch, so nothing is vended for nobody. Once its batch is being written, it stands (a retry replays).
+    async def queue_then_take() -> list[str]:
+        batcher = VendBatcher(db, MASTER)
+        caller = _principal(town)
+        loop = asyncio.get_running_loop()
+        queue = batcher._queues.setdefault((str(caller.tenant_id), str(caller.id)), (caller, []))
+        for n in (1, 2, 3):
+            queue[1].append(_Waiting(_request(town, n), None, loop.create_future()))
+        queue[1][1].future.cancel()
+        taken = batcher._take()
+        assert taken is not None
+        return [w.request.idempotency_key for w in taken[1]]
+
+    assert asyncio.run(queue_then_take()) == ["pay-1", "pay-3"]
