@@ -191,7 +191,8 @@ def test_offline_shows_the_last_balance_and_queues_a_complaint(
         phone_context.set_offline(False)
     # ...and reaches the care centre once the phone is back online.
     page.evaluate("window.dispatchEvent(new Event('online'))")
-    expect(page.locator("[data-app-announcer]")).to_contain_text("sent", timeout=10_000)
+    # (The "Saved … will be sent" notice also says "sent": wait for the one said after sending.)
+    expect(page.locator("[data-app-announcer]")).to_contain_text("Your saved items were sent", timeout=10_000)
     page.goto("/app/help")
     expect(page.get_by_test_id("ticket-list")).to_contain_text("No gas")
 

@@ -61,8 +61,16 @@ function queueWhileOffline(event) {
   form.reset();
 }
 
-/** Send what was queued offline, oldest first; stop at the first network failure and keep the rest. */
-export async function flushQueue() {
+let flushing = null;
+
+/** Send what was queued offline, oldest first; stop at the first network failure and keep the rest.
+ * One flush at a time: the browser's own "online" event and a second one must not send an item twice. */
+export function flushQueue() {
+  if (!flushing) flushing = sendQueued().finally(() => { flushing = null; });
+  return flushing;
+}
+
+async function sendQueued() {
   const items = queuedForms();
   if (!items.length || !navigator.onLine) return 0;
   let sent = 0;
