@@ -276,21 +276,18 @@ def get_balance(session: Session, code: AccountCode, party: str | uuid.UUID | No
 
 def get_signed_balance(session: Session, account_id: uuid.UUID) -> int:
     """Debit-positive balance of one account, from the derived balance rows."""
-    value = session.execute(
-        select(_with_shards(AccountBalance.balance_paise, LedgerAccount.id))
-        .select_from(LedgerAccount)
-        .outerjoin(AccountBalance, LedgerAccount.id == AccountBalance.account_id)
-        .where(LedgerAccount.id == account_id)
-    ).scalar_one_or_none()
-    if value is None:
-        raise NotFound(f"no ledger account {account_id}")
-    return int(value)
+    return _account_total(session, account_id, AccountBalance.balance_paise)
 
 
 def get_posting_count(session: Session, account_id: uuid.UUID) -> int:
     """How many posting lines an account has, from the derived balance rows."""
+    return _account_total(session, account_id, AccountBalance.posting_count)
+
+
+def _account_total(session: Session, account_id: uuid.UUID, column: Any) -> int:
+    """A balance row's column plus its slices, for one account (NotFound if there is no such account)."""
     value = session.execute(
-        select(_with_shards(AccountBalance.posting_count, LedgerAccount.id))
+        select(_with_shards(column, LedgerAccount.id))
         .select_from(LedgerAccount)
         .outerjoin(AccountBalance, LedgerAccount.id == AccountBalance.account_id)
         .where(LedgerAccount.id == account_id)

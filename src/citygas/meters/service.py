@@ -265,13 +265,8 @@ def _allocate_tids_statement() -> Any:
 def allocate_tid(session: Session, meter: Meter, *, now: datetime) -> int:
     """Reserve the next TID for a token to this meter: max(now in minutes, last + 1), in one UPDATE, so two
     concurrent vends to one meter queue on its row and never share a TID. Refuses past the key's expiry."""
-    (tid,) = allocate_tids(session, meter, 1, now=now)
+    ((tid,),) = allocate_tids_for(session, [(meter, 1)], now=now)
     return tid
-
-
-def allocate_tids(session: Session, meter: Meter, count: int, *, now: datetime) -> list[int]:
-    """`count` consecutive TIDs for the tokens of one vend, in one UPDATE (see `allocate_tid`)."""
-    return allocate_tids_for(session, [(meter, count)], now=now)[0]
 
 
 def allocate_tids_for(

@@ -42,9 +42,7 @@ def current_principal(request: Request) -> Principal | None:
         return cached
     db = get_db(request)
     principal: Principal | None = None
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        raw = auth[7:].strip()
+    if (raw := _bearer_key(request)) is not None:
 
         def look_up() -> Principal | None:
             with db.system() as uow:
@@ -59,15 +57,20 @@ def current_principal(request: Request) -> Principal | None:
     return principal
 
 
+def _bearer_key(request: Request) -> str | None:
+    """The API key of `Authorization: Bearer <key>`, if the request sends one."""
+    auth = request.headers.get("authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
 def _known_principal(request: Request) -> Principal | None:
     """The caller, when it is known without the database: resolved earlier in this request, or an API key
     in the cache. None when a look-up is needed."""
     if hasattr(request.state, "principal"):
         cached: Principal | None = request.state.principal
         return cached
-    auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        principal = identity.api_key_cache.get(auth[7:].strip())
+    if (raw := _bearer_key(request)) is not None:
+        principal = identity.api_key_cache.get(raw)
         if principal is not None:
             request.state.principal = principal
         return principal
