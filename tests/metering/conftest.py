@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.conftest import TEST_ACTOR, csrf_from, make_tenant
+from tests.support.meters import MASTER, add_g16_and_test_key
 
 from citygas.customers.models import Customer
 from citygas.customers.service import do_register_customer
@@ -22,18 +23,15 @@ from citygas.metering.demo import read_signed_frames
 from citygas.metering.service import UploadResult, do_upload_readings
 from citygas.meters.keys import meter_link_keys
 from citygas.meters.link import MeterLinkEndpoint
-from citygas.meters.models import Meter, MeterModel
+from citygas.meters.models import Meter
 from citygas.meters.rules import sts_meter_number
 from citygas.meters.service import (
-    STS_TEST_SGC,
-    STS_TEST_VENDING_KEY,
     do_meter_transition,
     do_register_meter,
-    do_store_vending_key,
 )
 from citygas.meters.sim_pages import runtime_for
 from citygas.meters.simulator import MeterRuntime, SimulatorHub
-from citygas.platform.settings import Settings, get_settings
+from citygas.platform.settings import Settings
 from citygas.platform.tenancy import ChargeArea, Tenant
 from citygas.platform.uow import Database
 from citygas.tariffs.rules import TaxKind
@@ -43,7 +41,6 @@ from citygas.vending.service import VendOutcome, do_vend
 from citygas.web.app import create_app
 from citygas.web.deps import SESSION_COOKIE
 
-MASTER = get_settings().master_key_bytes  # what the app under test uses
 RATE = 4_850  # paise per SCM before VAT
 RATES_FROM = datetime(2024, 1, 1, tzinfo=UTC)  # in force for every moment a test uses
 T0 = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)
@@ -81,28 +78,7 @@ def make_cgd(
     cgd = Cgd(tenant)
     with db.unit_of_work(tenant=tenant.id, actor=TEST_ACTOR) as uow:
         s = uow.session
-        s.add(
-            MeterModel(
-                code="G1.6",
-                name="G1.6",
-                manufacturer="M",
-                manufacturer_code=96,
-                qmax_litres_per_hour=2500,
-                mode=mode,
-                credit_subclass=6 if mode == "currency" else 2,
-                base_units_per_count=10 if mode == "currency" else 100,
-                token_classes=[0, 1, 2],
-            )
-        )
-        do_store_vending_key(
-            s,
-            master_key=MASTER,
-            key_id="test",
-            label="STS test key",
-            vending_key=STS_TEST_VENDING_KEY,
-            sgc=STS_TEST_SGC,
-            is_test_key=True,
-        )
+        add_g16_and_test_key(s, mode=mode)
         do_set_tax_rate(
             s,
             tax=TaxKind.VAT,

@@ -8,56 +8,32 @@ import pytest
 from sqlalchemy import func, select
 
 from citygas.customers.service import do_register_customer
-from citygas.meters.models import Meter, MeterModel, VendingKey
+from citygas.meters.models import Meter, VendingKey
 from citygas.meters.rules import luhn_check_digit, sts_meter_number
 from citygas.meters.service import (
-    STS_TEST_SGC,
     STS_TEST_VENDING_KEY,
     allocate_tid,
     decoder_key_for,
     do_meter_transition,
     do_register_meter,
-    do_store_vending_key,
     get_meter,
 )
 from citygas.platform.audit import AuditEntry
 from citygas.platform.errors import Conflict, NotFound, ValidationFailed
-from citygas.platform.settings import get_settings
 from citygas.platform.tenancy import TenantContextMissing
 from citygas.platform.uow import Database
 from citygas.platform.workflow import history
 from citygas.sts import DecoderKeyParameters, derive_decoder_key_dkga04, minutes_since_base_date
 from tests.conftest import make_tenant
+from tests.support.meters import MASTER, add_g16_and_test_key
 
-MASTER = get_settings().master_key_bytes  # what the app under test uses
 EVERYTHING = frozenset({"meter.manage", "meter.install"})
 
 
 def _setup(db: Database) -> object:
     tenant = make_tenant(db, "alpha", "ALP")
     with db.unit_of_work(tenant=tenant.id) as uow:
-        uow.session.add(
-            MeterModel(
-                code="G1.6",
-                name="G1.6",
-                manufacturer="M",
-                manufacturer_code=96,
-                qmax_litres_per_hour=2500,
-                mode="currency",
-                credit_subclass=6,
-                base_units_per_count=10,
-                token_classes=[0, 1, 2],
-            )
-        )
-        do_store_vending_key(
-            uow.session,
-            master_key=MASTER,
-            key_id="test",
-            label="STS test key",
-            vending_key=STS_TEST_VENDING_KEY,
-            sgc=STS_TEST_SGC,
-            is_test_key=True,
-        )
+        add_g16_and_test_key(uow.session)
         do_register_customer(
             uow.session, name="Asha Rao", phone="9812345678", charge_area_code="ALP-CA1", address="1 A St"
         )

@@ -6,11 +6,50 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from citygas.meters.model import SimulatedMeter
-from citygas.meters.service import decoder_key_for, get_meter
+from citygas.meters.models import MeterModel
+from citygas.meters.service import (
+    STS_TEST_SGC,
+    STS_TEST_VENDING_KEY,
+    decoder_key_for,
+    do_store_vending_key,
+    get_meter,
+)
 from citygas.meters.types import MeterIdentity, MeterMode, MeterParameters
+from citygas.platform.settings import get_settings
 from citygas.platform.uow import Database
-from tests.meters.test_registry import MASTER
+
+MASTER = get_settings().master_key_bytes  # what the app under test uses
+
+
+def add_g16_and_test_key(session: Session, *, mode: str = "currency") -> None:
+    """The session's tenant gets meter model "G1.6" (currency: tenths of a rupee; volume: tenths of an SCM)
+    and vending key "test", the STS test key."""
+    currency = mode == "currency"
+    session.add(
+        MeterModel(
+            code="G1.6",
+            name="G1.6",
+            manufacturer="M",
+            manufacturer_code=96,
+            qmax_litres_per_hour=2500,
+            mode=mode,
+            credit_subclass=6 if currency else 2,
+            base_units_per_count=10 if currency else 100,
+            token_classes=[0, 1, 2],
+        )
+    )
+    do_store_vending_key(
+        session,
+        master_key=MASTER,
+        key_id="test",
+        label="STS test key",
+        vending_key=STS_TEST_VENDING_KEY,
+        sgc=STS_TEST_SGC,
+        is_test_key=True,
+    )
 
 
 def meter_on_the_wall(

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from citygas.meters.model import SimulatedMeter
 from citygas.meters.rules import sts_meter_number
@@ -29,19 +30,24 @@ class Shop:
     serial: str = "SN0001"
 
 
+def price_every_area(session: Session, since: datetime) -> None:
+    """VAT in Maharashtra and the gas RATE in every charge area of the session's tenant, from `since`."""
+    do_set_tax_rate(
+        session, tax=TaxKind.VAT, region="Maharashtra", percent=VAT, effective_from=since, now=since
+    )
+    for area in session.execute(select(ChargeArea)).scalars():
+        do_set_gas_rate(
+            session, charge_area_id=area.id, rate_paise_per_scm=RATE, effective_from=since, now=since
+        )
+
+
 def ready_to_vend(db: Database, *, rates_from: datetime) -> Tenant:
     """A CGD whose first household (ALP-C-00000001) has an active currency-mode meter SN0001, with the gas
     rate and VAT in force from `rates_from`."""
     tenant = _setup(db)
     with db.unit_of_work(tenant=tenant.id) as uow:  # type: ignore[attr-defined]
         s = uow.session
-        do_set_tax_rate(
-            s, tax=TaxKind.VAT, region="Maharashtra", percent=VAT, effective_from=rates_from, now=rates_from
-        )
-        for area in s.execute(select(ChargeArea)).scalars():
-            do_set_gas_rate(
-                s, charge_area_id=area.id, rate_paise_per_scm=RATE, effective_from=rates_from, now=rates_from
-            )
+        price_every_area(s, rates_from)
         meter = do_register_meter(
             s, serial="SN0001", sts_meter_number=sts_meter_number(1), model_code="G1.6", vending_key_id="test"
         )

@@ -23,24 +23,18 @@ from citygas.identity.service import do_create_api_key
 from citygas.ledger.models import JournalEntry, Posting
 from citygas.ledger.rules import AccountCode
 from citygas.ledger.service import get_balance
-from citygas.meters.models import MeterModel
 from citygas.meters.rules import sts_meter_number
 from citygas.meters.service import (
-    STS_TEST_SGC,
-    STS_TEST_VENDING_KEY,
     do_meter_transition,
     do_register_meter,
-    do_store_vending_key,
 )
 from citygas.platform import time as clock
 from citygas.platform.audit import AuditEntry, verify_chain
 from citygas.platform.errors import NotFound
 from citygas.platform.numbers import NumberKind, NumberSequence
 from citygas.platform.settings import Settings
-from citygas.platform.tenancy import ChargeArea, Tenant
+from citygas.platform.tenancy import Tenant
 from citygas.platform.uow import Database
-from citygas.tariffs.rules import TaxKind
-from citygas.tariffs.service import do_set_gas_rate, do_set_tax_rate
 from citygas.vending import service as vending
 from citygas.vending.batching import VendAnswer, VendBatcher, _Waiting
 from citygas.vending.models import Vend, VendClaim
@@ -56,8 +50,8 @@ from citygas.vending.service import (
 )
 from citygas.web.app import create_app
 from tests.conftest import make_tenant
-from tests.meters.test_registry import MASTER
-from tests.vending.conftest import RATE, START, VAT, Shop, simulated_meter
+from tests.support.meters import MASTER, add_g16_and_test_key
+from tests.vending.conftest import START, Shop, price_every_area, simulated_meter
 
 STEPS = ["claimed", "priced", "tokens", "posted", "recorded"]
 HOUSEHOLDS = 8
@@ -91,35 +85,8 @@ def build_town(db: Database, slug: str, code: str, households: int) -> Town:
     town = Town(tenant)
     with db.unit_of_work(tenant=tenant.id) as uow:
         s = uow.session
-        s.add(
-            MeterModel(
-                code="G1.6",
-                name="G1.6",
-                manufacturer="M",
-                manufacturer_code=96,
-                qmax_litres_per_hour=2500,
-                mode="currency",
-                credit_subclass=6,
-                base_units_per_count=10,
-                token_classes=[0, 1, 2],
-            )
-        )
-        do_store_vending_key(
-            s,
-            master_key=MASTER,
-            key_id="test",
-            label="STS test key",
-            vending_key=STS_TEST_VENDING_KEY,
-            sgc=STS_TEST_SGC,
-            is_test_key=True,
-        )
-        do_set_tax_rate(
-            s, tax=TaxKind.VAT, region="Maharashtra", percent=VAT, effective_from=RATES_FROM, now=RATES_FROM
-        )
-        for area in s.execute(select(ChargeArea)).scalars():
-            do_set_gas_rate(
-                s, charge_area_id=area.id, rate_paise_per_scm=RATE, effective_from=RATES_FROM, now=RATES_FROM
-            )
+        add_g16_and_test_key(s)
+        price_every_area(s, RATES_FROM)
         for n in range(1, households + 1):
             customer = do_register_customer(
                 s, name=f"House {n}", phone="9812345678", charge_area_code=f"{code}-CA1", address=f"{n} A St"
