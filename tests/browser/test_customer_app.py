@@ -124,6 +124,9 @@ def test_pay_send_to_meter_and_the_meter_agrees(phone_page: Page, demo_server: D
     assert 0 <= app_credit - state["credit"] <= 2_000, (app_credit, state["credit"])
 
     # The app's history no longer shows the tokens as pending: the meter's signed events confirmed them.
+    # (The credit shows before the events are uploaded: leaving the page earlier would cut the upload.)
+    for outcome in page.get_by_test_id("token-outcome").all():
+        expect(outcome).to_have_attribute("data-confirmed", "true", timeout=20_000)
     page.goto("/app/history")
     first = page.get_by_test_id("history-item").first
     expect(first).to_contain_text("on meter")
